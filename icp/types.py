@@ -31,3 +31,9 @@ RegistryVersion = NewType("RegistryVersion", int)
 
 NANOS_PER_SECOND = 1_000_000_000
 CYCLES_PER_XDR = 10**12
+
+NodeIndex = NewType("NodeIndex", int)
+"""Index of a node within its subnet, 0..n-1 (the node ids sorted ascending).
+
+The threshold-signature evaluation point of node ``i`` is ``i + 1``.
+"""
