@@ -1,0 +1,359 @@
+"""Ingress messages: parsing the HTTP envelope, validity checks, the pool, selection.
+
+Theory of operation.  A user's update call arrives as a CBOR envelope
+``{content, sender_pubkey?, sender_sig?, sender_delegation?}``.  The replica parses
+it into a ``SignedIngress`` (``parse_call_envelope``), checks that it is
+well-formed, addressed and not expired (``check_ingress``) and that the sender's
+signature holds (an injected ``SenderAuthenticator``; ``icp.crypto`` supplies the
+real one), then keeps it in its ``IngressPool``.  When the node makes a block it
+*selects* pool messages (``select_ingress``): valid at the block's time, not already
+in the chain, within the per-block count and byte limits, fairly across
+destination canisters.  Nothing here reads a clock: ``now`` is passed in.
+
+Spec: interface spec §"HTTP interface" (envelope, content, ingress_expiry);
+protocol digest §4.2 (ingress selection) and the constants below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final, cast
+
+import attrs
+from sortedcontainers import SortedKeyList
+
+from icp.crypto.hashing import EncodingError, cbor_decode, request_id
+from icp.principal import Principal
+from icp.types import NANOS_PER_SECOND, Time
+
+MAX_INGRESS_TTL: Final = 5 * 60 * NANOS_PER_SECOND
+"""How far in the future ``ingress_expiry`` may lie (dfinity/ic ``rs/limits``)."""
+
+PERMITTED_DRIFT: Final = 60 * NANOS_PER_SECOND
+"""Clock drift tolerated between a client and the IC (dfinity/ic ``rs/limits``)."""
+
+
+@attrs.frozen
+class IngressLimits:
+    """Size and count limits for ingress; presets are data, passed in.
+
+    Spec: protocol digest §4.2 (MAX_INGRESS_MESSAGES_PER_BLOCK = 1000,
+    MAX_INGRESS_BYTES_PER_BLOCK = 4 MiB, 2 MiB per message on application subnets,
+    3.5 MiB on system subnets).
+    """
+
+    max_message_bytes: int = 2 * 1024 * 1024
+    max_messages_per_block: int = 1000
+    max_bytes_per_block: int = 4 * 1024 * 1024
+    max_nonce_bytes: int = 32
+    max_ttl: int = MAX_INGRESS_TTL
+    permitted_drift: int = PERMITTED_DRIFT
+
+
+APPLICATION_SUBNET_LIMITS: Final = IngressLimits()
+SYSTEM_SUBNET_LIMITS: Final = IngressLimits(max_message_bytes=3_670_016)  # 3.5 MiB
+
+
+class IngressError(ValueError):
+    """An ingress message the IC refuses, with the HTTP status and IC error code.
+
+    Spec: interface spec §"HTTP interface" (4xx for client errors) and
+    §"Reject codes" (``error_code`` ``IC`` + 4 digits).
+    """
+
+    def __init__(
+        self, message: str, *, http_status: int = 400, reject_code: int = 1, error_code: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.reject_code = reject_code
+        self.error_code = error_code
+
+
+@attrs.frozen
+class Delegation:
+    """One link of a sender delegation chain (interface spec §"Authentication")."""
+
+    pubkey: bytes
+    expiration: int
+    targets: tuple[Principal, ...] | None
+    signature: bytes
+
+
+@attrs.frozen
+class SignedIngress:
+    """An update call as received over HTTP: its content plus the sender's authentication.
+
+    ``message_id`` is the request id (representation-independent hash of the
+    content); ``size`` counts the envelope bytes, which the block limits use.
+    Spec: interface spec §"Request: Call" and §"Envelope".
+    """
+
+    sender: Principal
+    canister_id: Principal
+    method_name: str
+    arg: bytes
+    ingress_expiry: int
+    nonce: bytes | None
+    message_id: bytes
+    size: int
+    sender_pubkey: bytes | None = None
+    sender_sig: bytes | None = None
+    sender_delegation: tuple[Delegation, ...] = ()
+
+
+def _get(content: Mapping[object, object], key: str, what: str) -> object:
+    if key not in content:
+        raise IngressError(f"the request content lacks the field {key!r} ({what})")
+    return content[key]
+
+
+def _blob(content: Mapping[object, object], key: str, what: str = "a blob") -> bytes:
+    value = _get(content, key, what)
+    if not isinstance(value, bytes):
+        raise IngressError(f"the request field {key!r} must be {what}")
+    return value
+
+
+def _text(content: Mapping[object, object], key: str) -> str:
+    value = _get(content, key, "text")
+    if not isinstance(value, str):
+        raise IngressError(f"the request field {key!r} must be text")
+    return value
+
+
+def _nat(content: Mapping[object, object], key: str) -> int:
+    value = _get(content, key, "a nat (ns since the epoch)")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise IngressError(f"the request field {key!r} must be a nat")
+    return value
+
+
+def _principal(raw: bytes, key: str) -> Principal:
+    try:
+        return Principal(raw)
+    except ValueError as exc:
+        raise IngressError(f"the request field {key!r} is not a principal: {exc}") from None
+
+
+def _delegations(value: object) -> tuple[Delegation, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise IngressError("sender_delegation must be an array")
+    chain = []
+    for entry in value:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("delegation"), Mapping):
+            raise IngressError("each sender_delegation entry needs a 'delegation' map")
+        inner = entry["delegation"]
+        raw_targets = inner.get("targets")
+        targets = None
+        if raw_targets is not None:
+            if not isinstance(raw_targets, list) or not all(
+                isinstance(t, bytes) for t in raw_targets
+            ):
+                raise IngressError("delegation targets must be an array of principals")
+            targets = tuple(_principal(t, "targets") for t in raw_targets)
+        chain.append(
+            Delegation(
+                pubkey=_blob(inner, "pubkey", "a DER public key (blob)"),
+                expiration=_nat(inner, "expiration"),
+                targets=targets,
+                signature=_blob(entry, "signature"),
+            )
+        )
+    return tuple(chain)
+
+
+def parse_envelope(
+    data: bytes, *, limits: IngressLimits = APPLICATION_SUBNET_LIMITS
+) -> dict[str, object]:
+    """Decode an HTTP request body into its envelope map, or raise ``IngressError``."""
+    if len(data) > limits.max_message_bytes:
+        raise IngressError(
+            f"the request is {len(data)} bytes; the limit is {limits.max_message_bytes}",
+            http_status=413,
+        )
+    try:
+        envelope = cbor_decode(data)
+    except EncodingError as exc:
+        raise IngressError(f"the request body is not valid CBOR: {exc}") from None
+    if not isinstance(envelope, Mapping) or not isinstance(envelope.get("content"), Mapping):
+        raise IngressError("the request body must be a CBOR map with a 'content' map")
+    return dict(envelope)
+
+
+def parse_call_envelope(
+    data: bytes, *, limits: IngressLimits = APPLICATION_SUBNET_LIMITS
+) -> SignedIngress:
+    """Parse a ``call`` request body into a ``SignedIngress``; raise ``IngressError``."""
+    envelope = parse_envelope(data, limits=limits)
+    content = envelope["content"]
+    if not isinstance(content, Mapping):
+        raise IngressError("the request body must be a CBOR map with a 'content' map")
+    if content.get("request_type") != "call":
+        raise IngressError(f"expected request_type 'call', got {content.get('request_type')!r}")
+    nonce = content.get("nonce")
+    if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) > limits.max_nonce_bytes):
+        raise IngressError(f"the nonce must be a blob of at most {limits.max_nonce_bytes} bytes")
+    pubkey = envelope.get("sender_pubkey")
+    sig = envelope.get("sender_sig")
+    if pubkey is not None and not isinstance(pubkey, bytes):
+        raise IngressError("sender_pubkey must be a blob")
+    if sig is not None and not isinstance(sig, bytes):
+        raise IngressError("sender_sig must be a blob")
+    try:
+        rid = request_id(cast(Mapping[str, object], content))  # keys checked inside
+    except EncodingError as exc:
+        raise IngressError(f"the request content cannot be hashed: {exc}") from None
+    return SignedIngress(
+        sender=_principal(_blob(content, "sender", "a principal (blob)"), "sender"),
+        canister_id=_principal(_blob(content, "canister_id", "a principal (blob)"), "canister_id"),
+        method_name=_text(content, "method_name"),
+        arg=_blob(content, "arg"),
+        ingress_expiry=_nat(content, "ingress_expiry"),
+        nonce=nonce,
+        message_id=rid,
+        size=len(data),
+        sender_pubkey=pubkey,
+        sender_sig=sig,
+        sender_delegation=_delegations(envelope.get("sender_delegation")),
+    )
+
+
+def is_expiry_valid(
+    expiry: int, now: Time, limits: IngressLimits = APPLICATION_SUBNET_LIMITS
+) -> bool:
+    """Return whether ``now - drift <= expiry <= now + max_ttl + drift``.
+
+    Spec: interface spec §"Request expiry"; dfinity/ic ``rs/limits``.
+    """
+    return now - limits.permitted_drift <= expiry <= now + limits.max_ttl + limits.permitted_drift
+
+
+SenderAuthenticator = Callable[[SignedIngress, Time], None]
+"""Checks a message's sender signature and delegations at a time; raises on failure."""
+
+
+def check_ingress(
+    message: SignedIngress,
+    now: Time,
+    authenticate: SenderAuthenticator,
+    *,
+    limits: IngressLimits = APPLICATION_SUBNET_LIMITS,
+) -> None:
+    """Check an ingress message for the pool: expiry, anonymity rules, signature.
+
+    Raises ``IngressError`` saying what is wrong.
+    Spec: interface spec §"Authentication" and §"Request expiry".
+    """
+    if not is_expiry_valid(message.ingress_expiry, now, limits):
+        raise IngressError(
+            f"ingress_expiry {message.ingress_expiry} is outside the window "
+            f"[{now - limits.permitted_drift}, {now + limits.max_ttl + limits.permitted_drift}]"
+            " (the request expired or lies too far in the future)"
+        )
+    if message.sender.is_anonymous:
+        if message.sender_pubkey or message.sender_sig or message.sender_delegation:
+            raise IngressError("an anonymous request must not carry a key, signature or delegation")
+        return
+    if message.sender_pubkey is None or message.sender_sig is None:
+        raise IngressError(f"the request from {message.sender} needs sender_pubkey and sender_sig")
+    authenticate(message, now)
+
+
+class IngressPool:
+    """The messages a node holds for inclusion in blocks, ordered by expiry.
+
+    Spec: protocol digest §4.2.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[bytes, SignedIngress] = {}
+        self._by_expiry: SortedKeyList = SortedKeyList(
+            key=lambda m: (m.ingress_expiry, m.message_id)
+        )
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._by_id
+
+    def add(self, message: SignedIngress) -> bool:
+        """Add ``message``; return False if it is already there (identical resubmission)."""
+        if message.message_id in self._by_id:
+            return False
+        self._by_id[message.message_id] = message
+        self._by_expiry.add(message)
+        return True
+
+    def remove(self, message_ids: Iterable[bytes]) -> None:
+        """Drop messages (e.g. once they are in a finalized block)."""
+        for mid in message_ids:
+            message = self._by_id.pop(mid, None)
+            if message is not None:
+                self._by_expiry.remove(message)
+
+    def purge_expired(self, now: Time, limits: IngressLimits = APPLICATION_SUBNET_LIMITS) -> int:
+        """Drop messages whose expiry has passed (allowing the permitted drift)."""
+        cutoff = now - limits.permitted_drift
+        stale = [m.message_id for m in self._by_expiry.irange_key(max_key=(cutoff, b""))]
+        self.remove(stale)
+        return len(stale)
+
+    def messages(self) -> Sequence[SignedIngress]:
+        return list(self._by_expiry)
+
+
+def select_ingress(
+    candidates: Iterable[SignedIngress],
+    block_time: Time,
+    already_included: Callable[[bytes], bool],
+    fairness_seed: bytes,
+    *,
+    limits: IngressLimits = APPLICATION_SUBNET_LIMITS,
+) -> tuple[SignedIngress, ...]:
+    """Choose the ingress messages for a block made at ``block_time``.
+
+    Messages must be valid at ``block_time`` and not already in the chain.  Within
+    the per-block count and byte limits, destination canisters are served
+    round-robin in an order derived from ``fairness_seed`` (e.g. the random beacon),
+    so no canister can starve others; per canister, earlier expiry goes first.
+    Spec: protocol digest §4.2 (ingress_selector: round-robin over canisters in
+    randomized order).
+    """
+    queues: dict[Principal, list[SignedIngress]] = {}
+    for message in sorted(candidates, key=lambda m: (m.ingress_expiry, m.message_id)):
+        if not is_expiry_valid(message.ingress_expiry, block_time, limits):
+            continue
+        if already_included(message.message_id):
+            continue
+        queues.setdefault(message.canister_id, []).append(message)
+    order = sorted(queues, key=lambda c: hashlib.sha256(fairness_seed + c.bytes).digest())
+    chosen: list[SignedIngress] = []
+    seen: set[bytes] = set()
+    total = 0
+    positions = dict.fromkeys(order, 0)
+    progress = True
+    while progress and len(chosen) < limits.max_messages_per_block:
+        progress = False
+        for canister in order:
+            queue, i = queues[canister], positions[canister]
+            while i < len(queue) and queue[i].message_id in seen:
+                i += 1
+            if i >= len(queue):
+                positions[canister] = i
+                continue
+            message = queue[i]
+            positions[canister] = i + 1
+            progress = True
+            if total + message.size > limits.max_bytes_per_block:
+                continue
+            chosen.append(message)
+            seen.add(message.message_id)
+            total += message.size
+            if len(chosen) >= limits.max_messages_per_block:
+                break
+    return tuple(chosen)
