@@ -1,0 +1,125 @@
+"""Ingress history: the status of every update call, as certified under ``/request_status``.
+
+Theory of operation.  Each ingress message id has a status that only moves forward
+along the transitions in ``TRANSITIONS``: ``received`` (inducted into a canister's
+queue) → ``processing`` (execution started) → ``replied`` or ``rejected`` →
+``done`` (the reply was forgotten, but the id is kept until ``ingress_expiry`` so
+the same request cannot be executed twice).  A message may skip states (e.g. be
+rejected at induction).  Entries are pruned only once their expiry has passed.
+The status record is what the certified state tree publishes under
+``/request_status/<request_id>/{status,reply,reject_code,reject_message,error_code}``.
+
+Spec: interface spec §"Request status" and §"The system state tree"
+(``shared/spec/interface.md`` §1.8, §2.3); protocol digest §4.7 (ingress history,
+INGRESS_HISTORY_MAX_MESSAGES).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from typing import Final
+
+import attrs
+
+from icp.types import Time
+
+INGRESS_HISTORY_MAX_MESSAGES: Final = 600_000
+
+
+class RequestStatus(enum.Enum):
+    """The value of ``/request_status/<id>/status``."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    REPLIED = "replied"
+    REJECTED = "rejected"
+    DONE = "done"
+
+
+TRANSITIONS: Final[Mapping[RequestStatus, frozenset[RequestStatus]]] = {
+    RequestStatus.RECEIVED: frozenset(
+        {RequestStatus.PROCESSING, RequestStatus.REPLIED, RequestStatus.REJECTED}
+    ),
+    RequestStatus.PROCESSING: frozenset({RequestStatus.REPLIED, RequestStatus.REJECTED}),
+    RequestStatus.REPLIED: frozenset({RequestStatus.DONE}),
+    RequestStatus.REJECTED: frozenset({RequestStatus.DONE}),
+    RequestStatus.DONE: frozenset(),
+}
+"""Legal status changes (rules as data); anything else is a bug in the caller."""
+
+
+class IngressHistoryError(ValueError):
+    """Raised for a status change that the request-status state machine forbids."""
+
+
+@attrs.frozen
+class IngressStatus:
+    """One request's status record, with the reply or reject fields it implies.
+
+    Spec: interface spec §"Request status" (reply iff replied; reject_code,
+    reject_message and optional error_code iff rejected).
+    """
+
+    status: RequestStatus
+    expiry: Time
+    reply: bytes | None = None
+    reject_code: int | None = None
+    reject_message: str | None = None
+    error_code: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.reply is not None) != (self.status is RequestStatus.REPLIED):
+            raise IngressHistoryError("a reply is present exactly when the status is replied")
+        rejected = self.status is RequestStatus.REJECTED
+        if (self.reject_code is not None and self.reject_message is not None) != rejected:
+            raise IngressHistoryError(
+                "reject_code and reject_message are present exactly when the status is rejected"
+            )
+
+    def tree_fields(self) -> dict[str, bytes | int | str]:
+        """Return the labels and values this record contributes to the state tree."""
+        fields: dict[str, bytes | int | str] = {"status": self.status.value}
+        if self.reply is not None:
+            fields["reply"] = self.reply
+        if self.reject_code is not None and self.reject_message is not None:
+            fields["reject_code"] = self.reject_code
+            fields["reject_message"] = self.reject_message
+            if self.error_code is not None:
+                fields["error_code"] = self.error_code
+        return fields
+
+
+@attrs.frozen
+class IngressHistory:
+    """The status of each request id; an immutable value, changed by returning a new one."""
+
+    entries: Mapping[bytes, IngressStatus] = attrs.field(factory=dict)
+
+    def get(self, message_id: bytes) -> IngressStatus | None:
+        return self.entries.get(message_id)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.entries)
+
+    def set_status(self, message_id: bytes, new: IngressStatus) -> IngressHistory:
+        """Return the history with ``message_id`` moved to ``new``, if the move is legal."""
+        old = self.entries.get(message_id)
+        if old is not None and new.status not in TRANSITIONS[old.status]:
+            raise IngressHistoryError(
+                f"request {message_id.hex()} cannot go from {old.status.value} "
+                f"to {new.status.value}"
+            )
+        return IngressHistory({**self.entries, message_id: new})
+
+    def forget_replies(self, message_id: bytes) -> IngressHistory:
+        """Move a replied/rejected request to ``done`` (dropping its payload)."""
+        old = self.entries[message_id]
+        return self.set_status(message_id, IngressStatus(RequestStatus.DONE, old.expiry))
+
+    def prune(self, now: Time) -> IngressHistory:
+        """Drop entries whose expiry lies before ``now`` (only then may they go)."""
+        return IngressHistory({k: v for k, v in self.entries.items() if v.expiry >= now})
