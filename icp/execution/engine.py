@@ -1,0 +1,148 @@
+"""The Wasm engine interface shared by the wasmtime and pywasm engines.
+
+Theory of operation
+-------------------
+An engine turns canister bytes into a ``CompiledModule`` (validated against the
+IC's rules, instrumented, cached by SHA-256 of the raw bytes) and a compiled
+module into a live ``WasmInstance``.  The live instance *is* the canister's
+working Wasm state (heap, globals): it persists across messages, so a message
+costs what it touches, not what the heap holds.  Each message execution is a
+transaction on the instance::
+
+    inst.begin()
+    try:
+        used = inst.run(export, args, api, limit)   # may raise WasmTrap
+    except WasmTrap:
+        inst.rollback()        # heap pages, memory size and globals as before
+    else:
+        inst.commit()
+
+Both engines run the *same instrumented module*, so they report the same
+instruction counts for the same message (see ``wasm_binary``).
+
+Spec: interface spec §"Canister module format", §"Execution" (atomicity of
+message executions; digest §5.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import attrs
+
+from icp.execution.errors import InvalidWasm
+from icp.execution.system_api import SystemApi, signatures_for
+from icp.execution.wasm_binary import (
+    InstrumentedModule,
+    ParsedModule,
+    decompress_module,
+    instrument,
+    parse_module,
+    validate_module,
+)
+
+
+@attrs.frozen(slots=True)
+class InstanceState:
+    """A full, engine-independent copy of an instance's Wasm state (for checkpoints).
+
+    Spec: interface spec §"Canister state" (memory + globals persist).
+    """
+
+    heap: bytes
+    globals: tuple[tuple[int, int], ...]  # (global index, raw bits)
+
+    def digest(self) -> bytes:
+        """Return SHA-256 over heap size, heap and globals."""
+        h = hashlib.sha256(len(self.heap).to_bytes(8, "little"))
+        h.update(self.heap)
+        for idx, bits in self.globals:
+            h.update(idx.to_bytes(4, "little") + (bits & ((1 << 64) - 1)).to_bytes(8, "little"))
+        return h.digest()
+
+
+class CompiledModule(Protocol):
+    """A validated, instrumented module ready to instantiate."""
+
+    @property
+    def module_hash(self) -> bytes:
+        """SHA-256 of the module bytes as installed (before decompression)."""
+
+    @property
+    def parsed(self) -> ParsedModule:
+        """The parsed original module."""
+
+
+class WasmInstance(Protocol):
+    """A live instance: the working Wasm state of one canister."""
+
+    def has_export(self, name: str) -> bool:
+        """Return whether the original module exports function ``name``."""
+
+    def run(
+        self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
+    ) -> int:
+        """Run an export under ``api``; return instructions used or raise ``WasmTrap``."""
+
+    def call_table(
+        self, index: int, env: int, api: SystemApi, instruction_limit: int
+    ) -> int:
+        """Run the callback at table ``index`` with ``env``; like ``run``."""
+
+    def begin(self) -> None:
+        """Start a transaction (journal heap pages and globals)."""
+
+    def commit(self) -> None:
+        """Keep the transaction's changes."""
+
+    def rollback(self) -> None:
+        """Undo the transaction's changes."""
+
+    def memory_size(self) -> int:
+        """Return the heap size in bytes (0 without memory)."""
+
+    def snapshot(self) -> InstanceState:
+        """Return a full copy of heap and globals."""
+
+    def restore(self, state: InstanceState) -> None:
+        """Overwrite heap and globals from a snapshot (heap may grow)."""
+
+    def dirty_pages_since_checkpoint(self) -> set[int]:
+        """Return 4 KiB heap pages changed since the last ``mark_checkpointed``."""
+
+    def mark_checkpointed(self) -> None:
+        """Forget dirty pages (after a checkpoint was written)."""
+
+
+class WasmEngine(Protocol):
+    """Compiles and instantiates canister modules."""
+
+    name: str
+
+    def compile(self, wasm: bytes) -> CompiledModule:
+        """Validate and instrument; raise ``InvalidWasm`` with the IC's reason."""
+
+    def instantiate(self, module: CompiledModule, memory_limit: int) -> WasmInstance:
+        """Create a fresh instance (without running ``(start)``)."""
+
+
+def prepare_module(
+    wasm: bytes, *, track_dirty_pages: bool, max_wasm32: int, max_wasm64: int
+) -> tuple[bytes, InstrumentedModule]:
+    """Decompress, parse, validate and instrument; return (module hash, module).
+
+    Spec: interface spec §"Canister module format" (digest §5.1).
+    """
+    module_hash = hashlib.sha256(wasm).digest()
+    raw = decompress_module(wasm)
+    parsed = parse_module(raw)
+    validate_module(parsed, signatures_for(parsed.is_memory64))
+    max_heap = max_wasm64 if parsed.is_memory64 else max_wasm32
+    return module_hash, instrument(parsed, track_dirty_pages=track_dirty_pages, max_heap_bytes=max_heap)
+
+
+def check_engine_validation(ok: bool, reason: str) -> None:
+    """Raise ``InvalidWasm`` if the engine's own validator rejected the module."""
+    if not ok:
+        raise InvalidWasm(reason)

@@ -1,0 +1,845 @@
+"""Parse, validate and instrument canister Wasm modules.
+
+Theory of operation
+-------------------
+A canister module is validated once at install time against the IC's rules
+(only ``ic0`` imports with the right signatures, well-formed ``canister_*``
+exports, size and count limits) and then *instrumented*: we rewrite the code
+section, which is what makes the rest of the execution layer possible.
+
+1. **Instruction counting.**  Every function body is cut into straight-line
+   segments (a segment ends after a control instruction or a call).  At the
+   start of each segment we subtract the segment's cost from an exported
+   ``i64`` global ``__icp_instr`` (the instructions left for this message).  At
+   function entry and at every loop header we also check for a negative
+   counter and execute ``unreachable``; the host then sees a negative counter
+   and reports "instruction limit exceeded".  Because the count is computed
+   from the *original* code by this module, every engine that runs the
+   instrumented module (wasmtime, pywasm) reports exactly the same number of
+   instructions for the same message, as the IC requires of its replicas.
+   Cost of an instruction: 0 for ``nop drop block loop else end unreachable
+   return``, 1 for everything else (the default weights of wasmtime's fuel).
+2. **Dirty-page journal** (optional, used by the wasmtime engine).  Every
+   store to linear memory 0 (scalar stores, ``memory.fill``, ``memory.copy``,
+   ``memory.init``) first calls a helper that marks the touched 4 KiB pages in
+   a byte map (memory 1) and, on the first touch of a page in this message,
+   copies the page's previous contents to a journal (memory 2) and appends the
+   page index to a dirty list.  The host commits a message by clearing the
+   marks of the listed pages, and rolls a trapped message back by copying the
+   journaled pages back.  Both cost O(pages written), not O(heap size).
+3. The start function is removed and exported as ``__icp_start``, memory 0 as
+   ``__icp_mem``, and every mutable global as ``__icp_g<index>`` so the host can
+   run ``(start)`` under its own instruction limit and snapshot globals.
+
+Spec: interface spec §"Canister module format" and §"System API imports"
+(digest §5.1); resource limits digest §7.2 (dfinity/ic
+``rs/embedders/src/wasm_utils/validation.rs``).  The IC itself counts
+instructions by instrumentation too (``rs/embedders/src/wasm_utils/
+instrumentation.rs``); our weights differ from its table (documented above).
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Mapping
+
+import attrs
+
+from icp.execution.errors import InvalidWasm
+
+WASM_MAGIC = b"\x00asm"
+WASM_VERSION = b"\x01\x00\x00\x00"
+GZIP_MAGIC = b"\x1f\x8b\x08"
+
+PAGE_SIZE = 4096
+"""Granularity of dirty tracking (an OS page, as the IC's memory tracker)."""
+WASM_PAGE_SIZE = 65536
+
+# Spec: digest §7.2 (validation.rs / embedders.rs constants).
+MAX_WASM_MODULE_SIZE = 100 * 1024 * 1024
+MAX_CODE_SECTION_SIZE = 10 * 1024 * 1024
+MAX_FUNCTIONS = 50_000
+MAX_GLOBALS = 1_000
+MAX_EXPORTED_FUNCTIONS = 1_000
+MAX_SUM_EXPORTED_NAME_LENGTHS = 20_000
+MAX_CUSTOM_SECTIONS = 16
+MAX_CUSTOM_SECTIONS_SIZE = 1_048_576
+
+I32, I64, F32, F64, V128, FUNCREF, EXTERNREF = 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F
+_VALTYPES = {I32, I64, F32, F64, FUNCREF, EXTERNREF}
+_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
+
+SYSTEM_ENTRY_POINTS = frozenset(
+    {
+        "canister_init",
+        "canister_pre_upgrade",
+        "canister_post_upgrade",
+        "canister_inspect_message",
+        "canister_heartbeat",
+        "canister_global_timer",
+        "canister_on_low_wasm_memory",
+    }
+)
+METHOD_PREFIXES = ("canister_update ", "canister_query ", "canister_composite_query ")
+RESERVED_EXPORT_PREFIX = "__icp_"
+
+
+class _Reader:
+    """Cursor over module bytes with LEB128 decoding; raises ``InvalidWasm``."""
+
+    __slots__ = ("data", "end", "pos")
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise InvalidWasm("unexpected end of module")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def bytes(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise InvalidWasm("unexpected end of module")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u(self, bits: int = 32) -> int:
+        result = shift = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift >= bits + 7:
+                raise InvalidWasm("integer representation too long")
+        if result >= 1 << bits:
+            raise InvalidWasm("integer too large")
+        return result
+
+    def s(self, bits: int) -> int:
+        result = shift = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift >= bits + 7:
+                raise InvalidWasm("integer representation too long")
+        if b & 0x40:
+            result -= 1 << shift
+        return result
+
+    def name(self) -> str:
+        raw = self.bytes(self.u())
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidWasm("malformed UTF-8 name") from exc
+
+
+def uleb(n: int) -> bytes:
+    """Encode an unsigned LEB128 integer."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def sleb(n: int) -> bytes:
+    """Encode a signed LEB128 integer."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
+def _vec(items: list[bytes]) -> bytes:
+    return uleb(len(items)) + b"".join(items)
+
+
+@attrs.frozen(slots=True)
+class FuncType:
+    """A function signature as value-type bytes."""
+
+    params: tuple[int, ...]
+    results: tuple[int, ...]
+
+
+@attrs.frozen(slots=True)
+class Limits:
+    """Limits of a memory or table."""
+
+    minimum: int
+    maximum: int | None
+    is64: bool
+
+
+@attrs.frozen(slots=True)
+class ParsedModule:
+    """The parts of a module the execution layer needs, plus raw sections."""
+
+    types: tuple[FuncType, ...]
+    imports: tuple[tuple[str, str, int], ...]  # (module, name, type index) — funcs only
+    functions: tuple[int, ...]  # type index per defined function
+    memory: Limits | None
+    globals_mutable: tuple[bool, ...]
+    global_types: tuple[int, ...]
+    exports: tuple[tuple[str, int, int], ...]  # (name, kind, index)
+    start: int | None
+    sections: tuple[tuple[int, bytes], ...]  # (id, content) in file order
+    custom_sections: tuple[tuple[str, bytes], ...]
+    has_table_mutation: bool
+
+    @property
+    def is_memory64(self) -> bool:
+        """Whether memory 0 is a 64-bit memory (so ``I`` = i64 in the System API)."""
+        return self.memory is not None and self.memory.is64
+
+    @property
+    def exported_functions(self) -> dict[str, int]:
+        """Map export name → function index."""
+        return {name: idx for name, kind, idx in self.exports if kind == 0}
+
+    def public_custom_sections(self) -> dict[str, bytes]:
+        """Return ``icp:public``/``icp:private`` metadata sections by full name."""
+        return {n: c for n, c in self.custom_sections if n.startswith("icp:")}
+
+
+def decompress_module(data: bytes) -> bytes:
+    """Return raw Wasm bytes, gunzipping a gzip-compressed module as the IC does.
+
+    Spec: interface spec §"Canister module format" (gzip ``1f 8b 08``); digest §5.1.
+    """
+    if data.startswith(GZIP_MAGIC):
+        try:
+            d = zlib.decompressobj(wbits=31)
+            out = d.decompress(data, MAX_WASM_MODULE_SIZE + 1)
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise InvalidWasm(f"failed to decompress gzip module: {exc}") from exc
+        if len(out) > MAX_WASM_MODULE_SIZE or d.unconsumed_tail:
+            raise InvalidWasm(
+                f"decompressed module exceeds the maximum of {MAX_WASM_MODULE_SIZE} bytes"
+            )
+        return out
+    return data
+
+
+def _limits(r: _Reader, memory: bool) -> Limits:
+    flag = r.byte()
+    if flag & 0x02:
+        raise InvalidWasm("shared memories are not allowed")
+    if flag & ~0x05:
+        raise InvalidWasm(f"unsupported limits flags {flag:#x}")
+    is64 = bool(flag & 0x04)
+    bits = 64 if is64 else 32
+    minimum = r.u(bits)
+    maximum = r.u(bits) if flag & 0x01 else None
+    return Limits(minimum, maximum, is64)
+
+
+def _blocktype(r: _Reader) -> None:
+    b = r.data[r.pos] if r.pos < r.end else -1
+    if b == 0x40 or b in _VALTYPES:
+        r.pos += 1
+        return
+    if b == V128:
+        raise InvalidWasm("SIMD (v128) is not supported by this implementation")
+    r.s(33)
+
+
+_NO_IMM = frozenset(
+    [0x00, 0x01, 0x05, 0x0B, 0x0F, 0x1A, 0x1B, 0xD1, *range(0x45, 0xC5)]
+)
+_U32_IMM = frozenset([0x0C, 0x0D, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0xD2])
+_ZERO_COST = frozenset([0x00, 0x01, 0x02, 0x03, 0x05, 0x0B, 0x0F, 0x1A])
+_SEGMENT_END = frozenset([0x00, 0x02, 0x03, 0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11])
+_STORE_SIZE = {0x36: 4, 0x37: 8, 0x38: 4, 0x39: 8, 0x3A: 1, 0x3B: 2, 0x3C: 1, 0x3D: 2, 0x3E: 4}
+_STORE_VALTYPE = {
+    0x36: I32, 0x37: I64, 0x38: F32, 0x39: F64, 0x3A: I32, 0x3B: I32, 0x3C: I64, 0x3D: I64,
+    0x3E: I64,
+}  # fmt: skip
+
+
+@attrs.frozen(slots=True)
+class _Instr:
+    """One decoded instruction: opcode (``0xFCnn`` for prefixed), span, memarg."""
+
+    op: int
+    start: int
+    end: int
+    memidx: int = 0
+    offset: int = 0
+    memidx2: int = 0
+
+
+def _memarg(r: _Reader) -> tuple[int, int]:
+    flags = r.u()
+    memidx = r.u() if flags & 0x40 else 0
+    offset = r.u(64)
+    return memidx, offset
+
+
+def _decode(r: _Reader) -> _Instr:
+    start = r.pos
+    op = r.byte()
+    if op in _NO_IMM:
+        return _Instr(op, start, r.pos)
+    if op in _U32_IMM:
+        r.u()
+        return _Instr(op, start, r.pos)
+    if op in (0x02, 0x03, 0x04):
+        _blocktype(r)
+    elif op == 0x0E:
+        for _ in range(r.u() + 1):
+            r.u()
+    elif op == 0x11:
+        r.u()
+        r.u()
+    elif op == 0x1C:
+        n = r.u()
+        for _ in range(n):
+            if r.byte() not in _VALTYPES:
+                raise InvalidWasm("unsupported value type in select")
+    elif 0x28 <= op <= 0x3E:
+        m, off = _memarg(r)
+        return _Instr(op, start, r.pos, m, off)
+    elif op in (0x3F, 0x40):
+        m = r.u()
+        return _Instr(op, start, r.pos, m)
+    elif op == 0x41:
+        r.s(32)
+    elif op == 0x42:
+        r.s(64)
+    elif op == 0x43:
+        r.bytes(4)
+    elif op == 0x44:
+        r.bytes(8)
+    elif op == 0xD0:
+        if r.byte() not in (FUNCREF, EXTERNREF):
+            raise InvalidWasm("unsupported reference type")
+    elif op == 0xFC:
+        sub = r.u()
+        key = 0xFC00 | sub
+        if sub <= 7:
+            pass
+        elif sub == 8:
+            r.u()
+            mem = r.u()
+            return _Instr(key, start, r.pos, mem)
+        elif sub in (9, 13, 15, 16, 17):
+            r.u()
+        elif sub == 10:
+            d = r.u()
+            s = r.u()
+            return _Instr(key, start, r.pos, d, 0, s)
+        elif sub == 11:
+            mem = r.u()
+            return _Instr(key, start, r.pos, mem)
+        elif sub in (12, 14):
+            r.u()
+            r.u()
+        else:
+            raise InvalidWasm(f"unknown instruction 0xfc {sub}")
+        return _Instr(key, start, r.pos)
+    elif op == 0xFD:
+        raise InvalidWasm("SIMD instructions are not supported by this implementation")
+    elif op == 0xFE:
+        raise InvalidWasm("atomic instructions (threads) are not allowed")
+    elif op in (0x12, 0x13):
+        raise InvalidWasm("tail calls are not supported")
+    elif op in (0x06, 0x07, 0x08, 0x09, 0x0A, 0x18, 0x19, 0x1F):
+        raise InvalidWasm("exception handling is not supported")
+    else:
+        raise InvalidWasm(f"unknown opcode {op:#04x}")
+    return _Instr(op, start, r.pos)
+
+
+def _skip_const_expr(r: _Reader) -> None:
+    while True:
+        ins = _decode(r)
+        if ins.op == 0x0B:
+            return
+
+
+def parse_module(data: bytes) -> ParsedModule:
+    """Parse a raw (decompressed) module; raise ``InvalidWasm`` on malformed input.
+
+    Spec: WebAssembly core spec §5 (binary format); digest §5.1.
+    """
+    if len(data) > MAX_WASM_MODULE_SIZE:
+        raise InvalidWasm(f"module size {len(data)} exceeds the maximum of {MAX_WASM_MODULE_SIZE}")
+    if data[:4] != WASM_MAGIC:
+        raise InvalidWasm("bad magic number (expected a Wasm module or gzip)")
+    if data[4:8] != WASM_VERSION:
+        raise InvalidWasm("unsupported Wasm version")
+    r = _Reader(data, 8)
+    types: list[FuncType] = []
+    imports: list[tuple[str, str, int]] = []
+    functions: list[int] = []
+    memory: Limits | None = None
+    gmut: list[bool] = []
+    gtypes: list[int] = []
+    exports: list[tuple[str, int, int]] = []
+    start: int | None = None
+    sections: list[tuple[int, bytes]] = []
+    customs: list[tuple[str, bytes]] = []
+    table_mut = False
+    last_id = 0
+    order = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 10, 10: 11, 11: 12}
+    while r.pos < r.end:
+        sid = r.byte()
+        size = r.u()
+        content = r.bytes(size)
+        sections.append((sid, content))
+        s = _Reader(content)
+        if sid == 0:
+            customs.append((s.name(), content[s.pos :]))
+            continue
+        if sid not in order:
+            raise InvalidWasm(f"unknown or unsupported section id {sid}")
+        if order[sid] <= last_id:
+            raise InvalidWasm("sections out of order or duplicated")
+        last_id = order[sid]
+        if sid == 1:
+            for _ in range(s.u()):
+                if s.byte() != 0x60:
+                    raise InvalidWasm("only function types are supported in the type section")
+                params = tuple(s.byte() for _ in range(s.u()))
+                results = tuple(s.byte() for _ in range(s.u()))
+                for t in (*params, *results):
+                    if t not in _VALTYPES:
+                        raise InvalidWasm(f"unsupported value type {t:#x}")
+                types.append(FuncType(params, results))
+        elif sid == 2:
+            for _ in range(s.u()):
+                mod, name, kind = s.name(), s.name(), s.byte()
+                if kind != 0:
+                    what = {1: "table", 2: "memory", 3: "global"}.get(kind, "entity")
+                    raise InvalidWasm(
+                        f"Wasm module has an invalid import section. Module imports {what} "
+                        f"{name!r} from {mod!r}; only functions from 'ic0' may be imported."
+                    )
+                imports.append((mod, name, s.u()))
+        elif sid == 3:
+            functions.extend(s.u() for _ in range(s.u()))
+        elif sid == 4:
+            for _ in range(s.u()):
+                if s.byte() not in (FUNCREF, EXTERNREF):
+                    raise InvalidWasm("unsupported table element type")
+                _limits(s, memory=False)
+        elif sid == 5:
+            n = s.u()
+            if n > 1:
+                raise InvalidWasm(f"module defines {n} memories; at most one is allowed")
+            if n == 1:
+                memory = _limits(s, memory=True)
+        elif sid == 6:
+            for _ in range(s.u()):
+                t = s.byte()
+                if t not in _VALTYPES:
+                    raise InvalidWasm("unsupported global type")
+                gtypes.append(t)
+                gmut.append(s.byte() == 1)
+                _skip_const_expr(s)
+        elif sid == 7:
+            for _ in range(s.u()):
+                exports.append((s.name(), s.byte(), s.u()))
+        elif sid == 8:
+            start = s.u()
+        elif sid == 10:
+            if size > MAX_CODE_SECTION_SIZE:
+                raise InvalidWasm(
+                    f"Wasm module code section size of {size} exceeds the maximum allowed "
+                    f"size of {MAX_CODE_SECTION_SIZE}."
+                )
+            for _ in range(s.u()):
+                body_size = s.u()
+                b = _Reader(content, s.pos, s.pos + body_size)
+                for _ in range(b.u()):
+                    b.u()
+                    if b.byte() not in _VALTYPES:
+                        raise InvalidWasm("unsupported local type")
+                while b.pos < b.end:
+                    ins = _decode(b)
+                    if ins.op in (0x26, 0xFC0C, 0xFC0E, 0xFC0F, 0xFC11):
+                        table_mut = True
+                s.pos += body_size
+    return ParsedModule(
+        types=tuple(types),
+        imports=tuple(imports),
+        functions=tuple(functions),
+        memory=memory,
+        globals_mutable=tuple(gmut),
+        global_types=tuple(gtypes),
+        exports=tuple(exports),
+        start=start,
+        sections=tuple(sections),
+        custom_sections=tuple(customs),
+        has_table_mutation=table_mut,
+    )
+
+
+SignatureTable = Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
+"""System API signatures: name → (params, results) with ``"I"`` for the address type."""
+
+
+def validate_module(m: ParsedModule, system_api: SignatureTable) -> None:
+    """Check the IC's module rules; raise ``InvalidWasm`` with the IC's reason text.
+
+    Spec: interface spec §"Canister module format"; digest §5.1 and §7.2.
+    """
+    addr = "i64" if m.is_memory64 else "i32"
+    for mod, name, tidx in m.imports:
+        if mod != "ic0" or name not in system_api:
+            raise InvalidWasm(
+                "Wasm module has an invalid import section. Module imports function "
+                f"{name!r} from {mod!r} that is not exported by the runtime."
+            )
+        if tidx >= len(m.types):
+            raise InvalidWasm("import refers to an unknown type")
+        params, results = system_api[name]
+        want = (
+            tuple(addr if p == "I" else p for p in params),
+            tuple(addr if p == "I" else p for p in results),
+        )
+        t = m.types[tidx]
+        got = (tuple(_NAMES[p] for p in t.params), tuple(_NAMES[p] for p in t.results))
+        if got != want:
+            raise InvalidWasm(
+                "Wasm module has an invalid import section. Module imports function "
+                f"{name!r} from 'ic0' that has an incorrect signature {got} (expected {want})."
+            )
+    nfuncs = len(m.imports) + len(m.functions)
+    if len(m.functions) > MAX_FUNCTIONS:
+        raise InvalidWasm(
+            f"Wasm module defined {len(m.functions)} functions which exceeds the maximum "
+            f"number allowed {MAX_FUNCTIONS}."
+        )
+    if len(m.globals_mutable) > MAX_GLOBALS:
+        raise InvalidWasm(
+            f"Wasm module defined {len(m.globals_mutable)} globals which exceeds the maximum "
+            f"number allowed {MAX_GLOBALS}."
+        )
+    methods: dict[str, str] = {}
+    n_exported = 0
+    name_len = 0
+    for name, kind, idx in m.exports:
+        if name.startswith(RESERVED_EXPORT_PREFIX):
+            raise InvalidWasm(f"export name {name!r} uses a prefix reserved by this implementation")
+        if kind == 0:
+            n_exported += 1
+        if not name.startswith("canister_"):
+            continue
+        if kind != 0 or idx >= nfuncs:
+            raise InvalidWasm(f"export {name!r} must be a function")
+        tidx = m.imports[idx][2] if idx < len(m.imports) else m.functions[idx - len(m.imports)]
+        if m.types[tidx] != FuncType((), ()):
+            raise InvalidWasm(f"Wasm module has an invalid export: {name!r} must have type () -> ()")
+        if name in SYSTEM_ENTRY_POINTS:
+            continue
+        for prefix in METHOD_PREFIXES:
+            if name.startswith(prefix):
+                method = name[len(prefix) :]
+                name_len += len(method)
+                if method in methods:
+                    raise InvalidWasm(
+                        f"Duplicate function {method!r} exported as {methods[method]!r} "
+                        f"and {prefix.strip()!r}."
+                    )
+                methods[method] = prefix.strip()
+                break
+        else:
+            raise InvalidWasm(f"Exporting reserved function {name!r} with \"canister_\" prefix")
+    if n_exported > MAX_EXPORTED_FUNCTIONS:
+        raise InvalidWasm(
+            f"Wasm module exports {n_exported} functions which exceeds the maximum number "
+            f"allowed {MAX_EXPORTED_FUNCTIONS}."
+        )
+    if name_len > MAX_SUM_EXPORTED_NAME_LENGTHS:
+        raise InvalidWasm(
+            f"Wasm module has {name_len} bytes of exported function names which exceeds the "
+            f"maximum allowed {MAX_SUM_EXPORTED_NAME_LENGTHS}."
+        )
+    icp = [(n, c) for n, c in m.custom_sections if n.startswith("icp:")]
+    if len(icp) > MAX_CUSTOM_SECTIONS:
+        raise InvalidWasm(
+            f"Wasm module has {len(icp)} custom sections which exceeds the maximum number "
+            f"allowed {MAX_CUSTOM_SECTIONS}."
+        )
+    seen: set[str] = set()
+    total = 0
+    for n, c in icp:
+        for prefix in ("icp:public ", "icp:private "):
+            if n.startswith(prefix):
+                short = n[len(prefix) :]
+                if short in seen:
+                    raise InvalidWasm(f"Duplicate custom section {short!r}")
+                seen.add(short)
+                total += len(short) + len(c)
+                break
+        else:
+            raise InvalidWasm(f"Invalid custom section {n!r}: 'icp:' must be followed by 'public ' or 'private '")
+    if total > MAX_CUSTOM_SECTIONS_SIZE:
+        raise InvalidWasm(
+            f"Wasm module custom sections total {total} bytes which exceeds the maximum "
+            f"allowed {MAX_CUSTOM_SECTIONS_SIZE}."
+        )
+
+
+@attrs.frozen(slots=True)
+class InstrumentedModule:
+    """An instrumented module and the facts engines need to drive it."""
+
+    wasm: bytes
+    parsed: ParsedModule
+    tracks_dirty_pages: bool
+    bytemap_pages: int  # 4 KiB pages covered by the dirty byte map
+    mutable_globals: tuple[tuple[int, int], ...]  # (global index, value type byte)
+
+    @property
+    def list_offset(self) -> int:
+        """Byte offset of the dirty-page list in the byte-map memory."""
+        return self.bytemap_pages
+
+
+def _global_set_code(counter: int, cost: int, check: bool) -> bytes:
+    code = b"\x23" + uleb(counter) + b"\x42" + sleb(cost) + b"\x7d"  # get; const; i64.sub
+    if check:
+        # tee; i64.const 0; i64.lt_s; if; unreachable; end
+        return code + b"\x24" + uleb(counter) + b"\x23" + uleb(counter) + b"\x42\x00\x53\x04\x40\x00\x0b"
+    return code + b"\x24" + uleb(counter)
+
+
+def instrument(
+    m: ParsedModule, *, track_dirty_pages: bool, max_heap_bytes: int
+) -> InstrumentedModule:
+    """Rewrite a validated module with instruction counting (and dirty tracking).
+
+    ``max_heap_bytes`` bounds memory 0 (the engine enforces it) and sizes the
+    dirty byte map.  Spec: see the module docstring.
+    """
+    track = track_dirty_pages and m.memory is not None
+    mem64 = m.is_memory64
+    n_imp = len(m.imports)
+    n_def = len(m.functions)
+    n_glob = len(m.globals_mutable)
+    counter = n_glob
+    dirty_count = n_glob + 1
+    types = list(m.types)
+    span_t = len(types)
+    mark_t = span_t + 1
+    types += [FuncType((I64, I64), ()), FuncType((I64,), ())]
+    span_f = n_imp + n_def
+    mark_f = span_f + 1
+    bytemap_pages = max(1, max_heap_bytes // PAGE_SIZE)
+    A = I64 if mem64 else I32  # noqa: N806 - address type, as in the spec's "I"
+    to64 = b"" if mem64 else b"\xad"  # i64.extend_i32_u
+    sections = dict(m.sections)  # last one wins; customs dropped below
+
+    new_code: list[bytes] = []
+    code = sections.get(10, b"\x00")
+    r = _Reader(code)
+    for fi in range(r.u()):
+        body_size = r.u()
+        body_end = r.pos + body_size
+        b = _Reader(code, r.pos, body_end)
+        local_groups: list[bytes] = []
+        nlocals = 0
+        for _ in range(b.u()):
+            cnt = b.u()
+            t = b.byte()
+            local_groups.append(uleb(cnt) + bytes([t]))
+            nlocals += cnt
+        ftype = types[m.functions[fi]]
+        base = len(ftype.params) + nlocals
+        # temporaries: a, s, n (address type), vi32, vi64, vf32, vf64, ti32
+        la, ls, ln, vi32, vi64, vf32, vf64, ti32 = range(base, base + 8)
+        tmp_local = {I32: vi32, I64: vi64, F32: vf32, F64: vf64}
+        if track:
+            local_groups += [
+                b"\x03" + bytes([A]),
+                b"\x01\x7f", b"\x01\x7e", b"\x01\x7d", b"\x01\x7c", b"\x01\x7f",
+            ]  # fmt: skip
+        out: list[bytes] = [b""]  # slot 0: entry charge
+        seg_slot = 0
+        seg_cost = 0
+        seg_check = True
+        while b.pos < b.end:
+            ins = _decode(b)
+            raw = code[ins.start : ins.end]
+            op = ins.op
+            if track and op in _STORE_SIZE and ins.memidx == 0:
+                v = tmp_local[_STORE_VALTYPE[op]]
+                out.append(
+                    b"\x21" + uleb(v) + b"\x22" + uleb(la) + to64
+                    + b"\x42" + sleb(_signed64(ins.offset)) + b"\x7c"
+                    + b"\x42" + sleb(_STORE_SIZE[op]) + b"\x10" + uleb(span_f)
+                    + b"\x20" + uleb(la) + b"\x20" + uleb(v)
+                )  # fmt: skip
+            elif track and op == 0xFC0B and ins.memidx == 0:  # memory.fill d v n
+                out.append(
+                    b"\x21" + uleb(ln) + b"\x21" + uleb(vi32) + b"\x22" + uleb(la) + to64
+                    + b"\x20" + uleb(ln) + to64 + b"\x10" + uleb(span_f)
+                    + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ln)
+                )  # fmt: skip
+            elif track and op == 0xFC0A and ins.memidx == 0:  # memory.copy d s n
+                out.append(
+                    b"\x21" + uleb(ln) + b"\x21" + uleb(ls) + b"\x22" + uleb(la) + to64
+                    + b"\x20" + uleb(ln) + to64 + b"\x10" + uleb(span_f)
+                    + b"\x20" + uleb(la) + b"\x20" + uleb(ls) + b"\x20" + uleb(ln)
+                )  # fmt: skip
+            elif track and op == 0xFC08 and ins.memidx == 0:  # memory.init d s n
+                out.append(
+                    b"\x21" + uleb(ti32) + b"\x21" + uleb(vi32) + b"\x22" + uleb(la) + to64
+                    + b"\x20" + uleb(ti32) + b"\xad" + b"\x10" + uleb(span_f)
+                    + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ti32)
+                )  # fmt: skip
+            out.append(raw)
+            if op not in _ZERO_COST:
+                seg_cost += 1
+            if op in _SEGMENT_END:
+                if seg_cost or seg_check:
+                    out[seg_slot] = _global_set_code(counter, seg_cost, seg_check)
+                seg_cost = 0
+                seg_check = op == 0x03  # loop header
+                out.append(b"")
+                seg_slot = len(out) - 1
+        if seg_cost or seg_check:
+            out[seg_slot] = _global_set_code(counter, seg_cost, seg_check)
+        body = _vec(local_groups) + b"".join(out)
+        new_code.append(uleb(len(body)) + body)
+        r.pos = body_end
+
+    if track:
+        new_code += [_span_body(mark_f), _mark_body(A, dirty_count, bytemap_pages)]
+    else:
+        # keep the function index space identical: trivial helpers
+        new_code += [b"\x02\x00\x0b", b"\x02\x00\x0b"]
+    sections[10] = _vec(new_code)
+    sections[1] = _vec([_functype(t) for t in types])
+    func_sec = _Reader(sections.get(3, b"\x00"))
+    fidx = [func_sec.u() for _ in range(func_sec.u())] + [span_t, mark_t]
+    sections[3] = _vec([uleb(i) for i in fidx])
+    if m.memory is not None:
+        mem = m.memory
+        flags = (0x04 if mem.is64 else 0) | (0x01 if mem.maximum is not None else 0)
+        bits = uleb(mem.minimum) + (uleb(mem.maximum) if mem.maximum is not None else b"")
+        mems = [bytes([flags]) + bits]
+        if track:
+            pages1 = -(-(bytemap_pages * 5) // WASM_PAGE_SIZE)
+            mems.append(b"\x01" + uleb(pages1) + uleb(pages1))
+            mems.append((b"\x04" if mem64 else b"\x00") + b"\x00")
+        sections[5] = _vec(mems)
+    g = sections.get(6, b"\x00")
+    gr = _Reader(g)
+    ng = gr.u()
+    sections[6] = uleb(ng + 2) + g[gr.pos :] + b"\x7e\x01\x42\x00\x0b" + b"\x7f\x01\x41\x00\x0b"
+    ex = sections.get(7, b"\x00")
+    er = _Reader(ex)
+    ne = er.u()
+    extra: list[bytes] = [
+        _export("__icp_instr", 3, counter),
+        _export("__icp_dirty", 3, dirty_count),
+    ]
+    mutable = tuple((i, m.global_types[i]) for i, mut in enumerate(m.globals_mutable) if mut)
+    extra += [_export(f"__icp_g{i}", 3, i) for i, _ in mutable]
+    if m.memory is not None:
+        extra.append(_export("__icp_mem", 2, 0))
+        if track:
+            extra += [_export("__icp_bytemap", 2, 1), _export("__icp_journal", 2, 2)]
+    if m.start is not None:
+        extra.append(_export("__icp_start", 0, m.start))
+    if _Reader(sections.get(4, b"\x00")).u() > 0:
+        extra.append(_export("__icp_table", 1, 0))
+    sections[7] = uleb(ne + len(extra)) + ex[er.pos :] + b"".join(extra)
+    sections.pop(8, None)
+    out_mod = bytearray(WASM_MAGIC + WASM_VERSION)
+    for sid in (1, 2, 3, 4, 5, 6, 7, 9, 12, 10, 11):
+        if sid in sections:
+            content = sections[sid]
+            out_mod += bytes([sid]) + uleb(len(content)) + content
+    return InstrumentedModule(
+        wasm=bytes(out_mod),
+        parsed=m,
+        tracks_dirty_pages=track,
+        bytemap_pages=bytemap_pages,
+        mutable_globals=mutable,
+    )
+
+
+def _signed64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _functype(t: FuncType) -> bytes:
+    return b"\x60" + _vec([bytes([p]) for p in t.params]) + _vec([bytes([p]) for p in t.results])
+
+
+def _export(name: str, kind: int, idx: int) -> bytes:
+    raw = name.encode()
+    return uleb(len(raw)) + raw + bytes([kind]) + uleb(idx)
+
+
+def _span_body(mark_f: int) -> bytes:
+    """``$span(start: i64, len: i64)``: mark pages ``start>>12 ..= (start+len-1)>>12``."""
+    # params: 0 start, 1 len; locals: 2 p, 3 e
+    body = (
+        b"\x01\x02\x7e"  # 2 i64 locals
+        b"\x20\x01\x50\x04\x40\x0f\x0b"  # len == 0 -> return
+        b"\x20\x00\x42\x0c\x88\x21\x02"  # p = start >> 12
+        b"\x20\x00\x20\x01\x7c\x42\x01\x7d\x42\x0c\x88\x21\x03"  # e = (start+len-1) >> 12
+        b"\x03\x40"  # loop
+        b"\x20\x02\x10" + uleb(mark_f)  # call $mark(p)
+        + b"\x20\x02\x42\x01\x7c\x22\x02\x20\x03\x58\x0d\x00"  # p += 1; br_if p <= e
+        b"\x0b\x0b"
+    )
+    return uleb(len(body)) + body
+
+
+def _mark_body(addr: int, dirty_count: int, bytemap_pages: int) -> bytes:
+    """``$mark(p: i64)``: journal page ``p`` of memory 0 on its first write."""
+    wide = addr == I64
+    to_addr = b"" if wide else b"\xa7"  # i32.wrap_i64
+    cnt = b"\x23" + uleb(dirty_count)
+    list_off = uleb(bytemap_pages)
+    body = (
+        b"\x20\x00\xa7\x2d\x40\x01\x00"  # i32.load8_u mem1 (wrap p)
+        b"\x04\x40\x0f\x0b"  # if marked: return
+        # capacity: ((count+1) << 12) > memory.size(2) << 16  -> grow 16 pages
+        + cnt + b"\xad\x42\x01\x7c\x42\x0c\x86"
+        + b"\x3f\x02" + (b"" if wide else b"\xad") + b"\x42\x10\x86"
+        + b"\x56\x04\x40"
+        + (b"\x42\x10" if wide else b"\x41\x10") + b"\x40\x02"
+        + (b"\x42\x7f\x51" if wide else b"\x41\x7f\x46")
+        + b"\x04\x40\x00\x0b\x0b"
+        # memory.copy 2 0 (dst = count<<12, src = p<<12, len = 4096)
+        + cnt + b"\xad\x42\x0c\x86" + to_addr
+        + b"\x20\x00\x42\x0c\x86" + to_addr
+        + (b"\x42\x80\x20" if wide else b"\x41\x80\x20")
+        + b"\xfc\x0a\x02\x00"
+        # list[count] = p   (i32.store mem1 offset=bytemap_pages)
+        + cnt + b"\x41\x02\x74" + b"\x20\x00\xa7" + b"\x36\x42\x01" + list_off
+        # bytemap[p] = 1
+        + b"\x20\x00\xa7\x41\x01\x3a\x40\x01\x00"
+        # count += 1
+        + cnt + b"\x41\x01\x6a\x24" + uleb(dirty_count)
+        + b"\x0b"
+    )  # fmt: skip
+    return uleb(len(b"\x00" + body)) + b"\x00" + body

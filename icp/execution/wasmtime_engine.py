@@ -1,0 +1,428 @@
+"""The default engine: wasmtime (Cranelift), memory64, deterministic configuration.
+
+Configuration: NaN canonicalization on, threads/SIMD/relaxed-SIMD/GC/exceptions
+off, multi-memory on (the dirty-page journal lives in memories 1 and 2), fuel
+off (instructions are counted by instrumentation, identically to pywasm).  The
+live instance keeps the canister's heap between messages; commit and rollback
+cost O(pages written) thanks to the journal written by the instrumented code
+(see ``wasm_binary``).  A trap after ``memory.grow`` cannot shrink a wasmtime
+memory, so that rare case rebuilds the instance from the rolled-back heap.
+
+Spec: interface spec §"Execution" (determinism, atomic executions); digest §5.1.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import attrs
+import wasmtime
+
+from icp.execution.engine import InstanceState, prepare_module
+from icp.execution.errors import InvalidWasm, TrapKind, WasmTrap
+from icp.execution.system_api import SystemApi
+from icp.execution.wasm_binary import (
+    I32,
+    I64,
+    PAGE_SIZE,
+    WASM_PAGE_SIZE,
+    InstrumentedModule,
+    ParsedModule,
+)
+
+_VT = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+
+
+def make_engine_config() -> wasmtime.Config:
+    """Return the deterministic wasmtime configuration used for canisters."""
+    cfg = wasmtime.Config()
+    cfg.wasm_memory64 = True
+    cfg.wasm_multi_memory = True
+    cfg.wasm_bulk_memory = True
+    cfg.wasm_reference_types = True
+    cfg.wasm_simd = False
+    cfg.wasm_relaxed_simd = False
+    cfg.wasm_threads = False
+    cfg.wasm_tail_call = False
+    cfg.wasm_gc = False
+    cfg.wasm_function_references = False
+    cfg.wasm_exceptions = False
+    cfg.cranelift_nan_canonicalization = True
+    cfg.consume_fuel = False
+    cfg.max_wasm_stack = 1 << 20
+    return cfg
+
+
+@attrs.frozen(slots=True)
+class WasmtimeModule:
+    """A compiled module for wasmtime."""
+
+    module_hash: bytes
+    instrumented: InstrumentedModule
+    module: wasmtime.Module
+
+    @property
+    def parsed(self) -> ParsedModule:
+        """The parsed original module."""
+        return self.instrumented.parsed
+
+
+class WasmtimeEngine:
+    """Compile and instantiate canister modules with wasmtime; cache by module hash."""
+
+    name = "wasmtime"
+
+    def __init__(
+        self, max_wasm32_bytes: int = 4 << 30, max_wasm64_bytes: int = 6 << 30
+    ) -> None:
+        self.engine = wasmtime.Engine(make_engine_config())
+        self.max_wasm32 = max_wasm32_bytes
+        self.max_wasm64 = max_wasm64_bytes
+        self._cache: dict[bytes, WasmtimeModule] = {}
+
+    def compile(self, wasm: bytes) -> WasmtimeModule:
+        """Validate, instrument and compile; raise ``InvalidWasm`` on any defect."""
+        module_hash, inst = prepare_module(
+            wasm, track_dirty_pages=True, max_wasm32=self.max_wasm32, max_wasm64=self.max_wasm64
+        )
+        cached = self._cache.get(module_hash)
+        if cached is not None:
+            return cached
+        raw_sections = inst.parsed
+        try:
+            module = wasmtime.Module(self.engine, inst.wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidWasm(f"Wasm module failed validation: {_first_line(exc)}") from exc
+        del raw_sections
+        compiled = WasmtimeModule(module_hash, inst, module)
+        self._cache[module_hash] = compiled
+        return compiled
+
+    def instantiate(self, module: WasmtimeModule, memory_limit: int) -> WasmtimeInstance:
+        """Create a fresh instance of ``module`` (``(start)`` not yet run)."""
+        return WasmtimeInstance(self, module, memory_limit)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class _Binding:
+    """Routes host calls to the current execution's SystemApi."""
+
+    __slots__ = ("api",)
+
+    def __init__(self) -> None:
+        self.api: SystemApi | None = None
+
+
+class WasmtimeInstance:
+    """A live wasmtime instance with page-journaled transactions."""
+
+    def __init__(self, engine: WasmtimeEngine, module: WasmtimeModule, memory_limit: int) -> None:
+        self._engine = engine
+        self._module = module
+        self._im = module.instrumented
+        hard = engine.max_wasm64 if self._im.parsed.is_memory64 else engine.max_wasm32
+        self._memory_limit = hard if memory_limit <= 0 else min(memory_limit, hard)
+        self._binding = _Binding()
+        self._exports = set(self._im.parsed.exported_functions)
+        self.dirty_since_checkpoint: set[int] = set()
+        self._globals_before: list[tuple[int, Any]] = []
+        self._size_before = 0
+        self._in_tx = False
+        self._build()
+
+    # ---- construction -----------------------------------------------------
+    def _build(self) -> None:
+        store = wasmtime.Store(self._engine.engine)
+        store.set_limits(memory_size=self._memory_limit + 0)
+        imports: list[wasmtime.Func] = []
+        for _, name, tidx in self._im.parsed.imports:
+            ft = self._im.parsed.types[tidx]
+            params = [wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.params]
+            results = [wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.results]
+            imports.append(
+                wasmtime.Func(store, wasmtime.FuncType(params, results), self._host(name))
+            )
+        try:
+            instance = wasmtime.Instance(store, self._module.module, imports)
+        except wasmtime.Trap as exc:
+            raise InvalidWasm(f"Wasm module instantiation failed: {_first_line(exc)}") from exc
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidWasm(f"Wasm module instantiation failed: {_first_line(exc)}") from exc
+        ex = instance.exports(store)
+        self._store = store
+        self._instance = instance
+        self._ex = ex
+        self._counter: wasmtime.Global = ex["__icp_instr"]  # type: ignore[assignment]
+        self._dirty: wasmtime.Global = ex["__icp_dirty"]  # type: ignore[assignment]
+        self._mem: wasmtime.Memory | None = ex.get("__icp_mem")  # type: ignore[assignment]
+        self._bytemap: wasmtime.Memory | None = ex.get("__icp_bytemap")  # type: ignore[assignment]
+        self._journal: wasmtime.Memory | None = ex.get("__icp_journal")  # type: ignore[assignment]
+        self._table: wasmtime.Table | None = ex.get("__icp_table")  # type: ignore[assignment]
+        self._globals = [
+            (idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals
+        ]
+
+    def _host(self, name: str) -> Any:
+        binding = self._binding
+
+        def fn(*args: int) -> int | None:
+            api = binding.api
+            if api is None:
+                raise WasmTrap(TrapKind.CONTRACT_VIOLATION, f"ic0.{name} called outside execution")
+            return api.dispatch(name, args)
+
+        return fn
+
+    # ---- GuestMemory / InstructionCounter ----------------------------------
+    def size(self) -> int:
+        """Heap size in bytes (GuestMemory)."""
+        return 0 if self._mem is None else self._mem.data_len(self._store)
+
+    def read(self, addr: int, size: int) -> bytes:
+        """Read heap bytes (GuestMemory)."""
+        assert self._mem is not None  # noqa: S101 - guarded by SystemApi._mem
+        if size == 0:
+            return b""
+        return ctypes.string_at(ctypes.addressof(self._mem.data_ptr(self._store).contents) + addr, size)
+
+    def write(self, addr: int, data: bytes) -> None:
+        """Write heap bytes, journaling touched pages first (GuestMemory)."""
+        assert self._mem is not None  # noqa: S101
+        if not data:
+            return
+        if self._in_tx:
+            self._host_mark(addr, len(data))
+        base = ctypes.addressof(self._mem.data_ptr(self._store).contents)
+        ctypes.memmove(base + addr, data, len(data))
+
+    def remaining(self) -> int:
+        """Instructions left (InstructionCounter)."""
+        return int(self._counter.value(self._store))
+
+    def set_remaining(self, value: int) -> None:
+        """Set instructions left (InstructionCounter)."""
+        self._counter.set_value(self._store, wasmtime.Val.i64(value))
+
+    # ---- journal -------------------------------------------------------------
+    def _ptr(self, mem: wasmtime.Memory) -> int:
+        return ctypes.addressof(mem.data_ptr(self._store).contents)
+
+    def _host_mark(self, addr: int, size: int) -> None:
+        if self._bytemap is None or self._journal is None or self._mem is None:
+            return
+        bm = self._ptr(self._bytemap)
+        heap = self._ptr(self._mem)
+        count = int(self._dirty.value(self._store))
+        for page in range(addr // PAGE_SIZE, (addr + size - 1) // PAGE_SIZE + 1):
+            if ctypes.c_ubyte.from_address(bm + page).value:
+                continue
+            need = (count + 1) * PAGE_SIZE
+            if self._journal.data_len(self._store) < need:
+                self._journal.grow(self._store, 16)
+            jr = self._ptr(self._journal)
+            ctypes.memmove(jr + count * PAGE_SIZE, heap + page * PAGE_SIZE, PAGE_SIZE)
+            ctypes.c_uint32.from_address(bm + self._im.list_offset + 4 * count).value = page
+            ctypes.c_ubyte.from_address(bm + page).value = 1
+            count += 1
+        self._dirty.set_value(self._store, wasmtime.Val.i32(count))
+
+    def _dirty_list(self) -> list[int]:
+        count = int(self._dirty.value(self._store))
+        if count == 0 or self._bytemap is None:
+            return []
+        bm = self._ptr(self._bytemap)
+        arr = (ctypes.c_uint32 * count).from_address(bm + self._im.list_offset)
+        return list(arr)
+
+    def _clear_marks(self, pages: list[int]) -> None:
+        if self._bytemap is None:
+            return
+        bm = self._ptr(self._bytemap)
+        for page in pages:
+            ctypes.c_ubyte.from_address(bm + page).value = 0
+        self._dirty.set_value(self._store, wasmtime.Val.i32(0))
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        self._in_tx = True
+        self._size_before = self.size()
+        self._globals_before = [(i, g.value(self._store)) for i, g in self._globals]
+
+    def commit(self) -> None:
+        """Keep the changes."""
+        pages = self._dirty_list()
+        self.dirty_since_checkpoint.update(pages)
+        self._clear_marks(pages)
+        if self.size() != self._size_before:
+            self.dirty_since_checkpoint.update(
+                range(self._size_before // PAGE_SIZE, self.size() // PAGE_SIZE)
+            )
+        self._in_tx = False
+
+    def rollback(self) -> None:
+        """Undo the changes: restore journaled pages, globals and memory size."""
+        pages = self._dirty_list()
+        if pages and self._journal is not None and self._mem is not None:
+            heap = self._ptr(self._mem)
+            jr = self._ptr(self._journal)
+            size = self.size()
+            for i, page in enumerate(pages):
+                if (page + 1) * PAGE_SIZE <= size:
+                    ctypes.memmove(heap + page * PAGE_SIZE, jr + i * PAGE_SIZE, PAGE_SIZE)
+        self._clear_marks(pages)
+        for (_, g), (_, v) in zip(self._globals, self._globals_before, strict=True):
+            g.set_value(self._store, v)
+        if self.size() != self._size_before:
+            self._shrink_to(self._size_before)
+        self._in_tx = False
+
+    def _shrink_to(self, size: int) -> None:
+        """Rebuild the instance with a smaller heap (rare: trap after memory.grow)."""
+        heap = self.read(0, size) if size else b""
+        globals_now = [(i, g.value(self._store)) for i, g in self._globals]
+        self._build()
+        self._set_heap(heap)
+        for (_, g), (_, v) in zip(self._globals, globals_now, strict=True):
+            g.set_value(self._store, v)
+
+    def _set_heap(self, heap: bytes) -> None:
+        if self._mem is None:
+            return
+        cur = self.size()
+        if len(heap) > cur:
+            self._mem.grow(self._store, (len(heap) - cur) // WASM_PAGE_SIZE)
+        was = self._in_tx
+        self._in_tx = False
+        self.write(0, heap)
+        if self.size() > len(heap):
+            self.write(len(heap), bytes(self.size() - len(heap)))
+        self._in_tx = was
+
+    # ---- running -------------------------------------------------------------
+    def has_export(self, name: str) -> bool:
+        """Whether the original module exports function ``name``."""
+        return name in self._exports or (name == "__icp_start" and "__icp_start" in self._ex)
+
+    def run(self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int) -> int:
+        """Run an exported function; return instructions used or raise ``WasmTrap``."""
+        func = self._ex.get(export)
+        if not isinstance(func, wasmtime.Func):
+            raise WasmTrap(TrapKind.CONTRACT_VIOLATION, f"function {export!r} is not exported")
+        return self._invoke(func, args, api, instruction_limit)
+
+    def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
+        """Run callback ``index`` of table 0 with ``env``."""
+        if self._table is None:
+            raise WasmTrap(TrapKind.TRAP, "callback table is missing")
+        try:
+            func = self._table.get(self._store, index)
+        except (wasmtime.WasmtimeError, IndexError) as exc:
+            raise WasmTrap(TrapKind.TRAP, f"callback index {index} out of bounds") from exc
+        if not isinstance(func, wasmtime.Func):
+            raise WasmTrap(TrapKind.TRAP, f"callback index {index} is not a function")
+        ft = func.type(self._store)
+        want = I64 if self._im.parsed.is_memory64 else I32
+        if len(ft.params) != 1 or ft.results:
+            raise WasmTrap(TrapKind.TRAP, "callback has the wrong type")
+        del want
+        return self._invoke(func, (env,), api, instruction_limit)
+
+    def _invoke(
+        self, func: wasmtime.Func, args: tuple[int, ...], api: SystemApi, limit: int
+    ) -> int:
+        api.memory = self if self._mem is not None else None
+        api.counter = self
+        self.set_remaining(limit)
+        self._binding.api = api
+        try:
+            func(self._store, *args)
+        except WasmTrap:
+            raise
+        except wasmtime.Trap as exc:
+            raise self._classify(exc, limit) from None
+        except wasmtime.WasmtimeError as exc:
+            raise self._classify(exc, limit) from None
+        finally:
+            self._binding.api = None
+        left = self.remaining()
+        if left < 0:
+            raise _out_of_instructions(limit)
+        return limit - left
+
+    def _classify(self, exc: Exception, limit: int) -> WasmTrap:
+        if self.remaining() < 0:
+            return _out_of_instructions(limit)
+        text = _first_line(exc)
+        if "wasm trap: " in text:
+            text = text.split("wasm trap: ", 1)[1]
+        if "call stack exhausted" in text:
+            text = "stack overflow"
+        return WasmTrap(TrapKind.TRAP, text)
+
+    # ---- persistence ---------------------------------------------------------
+    def memory_size(self) -> int:
+        """Heap size in bytes."""
+        return self.size()
+
+    def snapshot(self) -> InstanceState:
+        """Full copy of heap and mutable globals."""
+        heap = self.read(0, self.size()) if self.size() else b""
+        return InstanceState(heap, tuple((i, _bits(g.value(self._store))) for i, g in self._globals))
+
+    def restore(self, state: InstanceState) -> None:
+        """Overwrite heap and globals from ``state``."""
+        if len(state.heap) < self.size():
+            self._build()
+        self._set_heap(state.heap)
+        types = dict(self._im.mutable_globals)
+        for (idx, g), (sidx, bits) in zip(self._globals, state.globals, strict=True):
+            if idx != sidx:
+                raise ValueError("global layout mismatch")
+            g.set_value(self._store, _from_bits(types[idx], bits))
+        self.dirty_since_checkpoint = set(range(self.size() // PAGE_SIZE))
+
+    def dirty_pages_since_checkpoint(self) -> set[int]:
+        """Pages changed since the last checkpoint."""
+        return set(self.dirty_since_checkpoint)
+
+    def mark_checkpointed(self) -> None:
+        """Forget dirty pages."""
+        self.dirty_since_checkpoint = set()
+
+
+def _out_of_instructions(limit: int) -> WasmTrap:
+    return WasmTrap(
+        TrapKind.OUT_OF_INSTRUCTIONS,
+        f"Canister exceeded the limit of {limit} instructions for single message execution.",
+    )
+
+
+def _bits(v: Any) -> int:
+    import struct
+
+    if isinstance(v, float):
+        return int.from_bytes(struct.pack("<d", v), "little")
+    if isinstance(v, int):
+        return v & ((1 << 64) - 1)
+    return 0
+
+
+def _from_bits(t: int, bits: int) -> wasmtime.Val:
+    import struct
+
+    from icp.execution.wasm_binary import F32, F64
+
+    if t == I32:
+        v = bits & 0xFFFFFFFF
+        return wasmtime.Val.i32(v - (1 << 32) if v >= 1 << 31 else v)
+    if t == I64:
+        v = bits & ((1 << 64) - 1)
+        return wasmtime.Val.i64(v - (1 << 64) if v >= 1 << 63 else v)
+    if t in (F32, F64):
+        f = struct.unpack("<d", bits.to_bytes(8, "little"))[0]
+        return wasmtime.Val.f32(f) if t == F32 else wasmtime.Val.f64(f)
+    raise ValueError("unsupported global type")
