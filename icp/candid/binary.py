@@ -952,7 +952,7 @@ def _text_bytes(v: Any) -> bytes:
     return leb128(len(raw)) + raw
 
 
-def _build_enc(t: Type) -> Encoder:  # noqa: C901 - one arm per type constructor
+def _build_enc(t: Type) -> Encoder:
     if isinstance(t, Prim):
         if t is Null or t is Reserved:
 

@@ -64,15 +64,15 @@ from icp.principal import Principal as PrincipalId
 
 __all__ = [
     "DidFile",
-    "Node",
-    "annotate_args",
-    "infer",
-    "parse_nodes",
     "Method",
+    "Node",
     "annotate",
+    "annotate_args",
     "args_to_text",
+    "infer",
     "parse_args",
     "parse_did",
+    "parse_nodes",
     "parse_type",
     "parse_value",
     "to_text",
@@ -135,6 +135,10 @@ def _lex(src: str) -> list[Tok]:
             toks.append(Tok("text", value, i))
             i = i2
             continue
+        if src.startswith(("-inf", "+inf"), i) and not src[i + 4 : i + 5].isalnum():
+            toks.append(Tok("float", src[i : i + 4], i))
+            i += 4
+            continue
         if c.isdigit() or (c in "+-" and i + 1 < n and src[i + 1].isdigit()):
             m = _NUM.match(src, i)
             assert m is not None
@@ -185,7 +189,7 @@ def _lex_text(src: str, i: int) -> tuple[bytes, int]:
                     raise CandidError(f"unclosed unicode escape at offset {j}")
                 digits = src[j + 3 : k]
                 if not re.fullmatch(r"[0-9a-fA-F](?:_?[0-9a-fA-F])*", digits):
-                    raise CandidError(f"bad unicode escape {src[j:k + 1]!r} at offset {j}")
+                    raise CandidError(f"bad unicode escape {src[j : k + 1]!r} at offset {j}")
                 cp = int(digits.replace("_", ""), 16)
                 if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
                     raise CandidError(f"unicode escape {cp:#x} is not a scalar value")
@@ -219,6 +223,8 @@ def _parse_nat_text(s: str) -> int:
 
 def _parse_float_text(s: str) -> float:
     s = s.replace("_", "")
+    if s.lstrip("+-") == "inf":
+        return float(s)
     low = s.lower()
     if "0x" in low:
         sign = -1.0 if s.startswith("-") else 1.0
@@ -372,11 +378,7 @@ class _Parser:
             if named:
                 typ = self.datatype()
             else:
-                t = self.tok
-                if t.kind == "num":
-                    key = self.nat()
-                else:
-                    key = self.name()
+                key = self.nat() if self.tok.kind == "num" else self.name()
                 typ = Null
             if key in fields:
                 raise self.err(f"duplicate variant tag {key!r}")
@@ -447,9 +449,9 @@ class _Parser:
                 raise self.err(f"type {name!r} is defined twice")
             knot.define(self.datatype())
             out.append((name, knot))
-            if not self.accept(";") and not any(self.is_kw(s) for s in stop):
-                if self.tok.kind != "eof":
-                    raise self.err("expected ';' after a type definition")
+            ended = self.accept(";") or any(self.is_kw(s) for s in stop)
+            if not ended and self.tok.kind != "eof":
+                raise self.err("expected ';' after a type definition")
 
     def predeclare(self) -> None:
         """Create a knot for every ``type <name> =`` so definitions may refer forward."""
@@ -798,7 +800,7 @@ _RANGES: dict[Prim, tuple[int, int]] = {
 }
 
 
-def annotate(node: Node, typ: Type, _depth: int = 0) -> Any:  # noqa: C901
+def annotate(node: Node, typ: Type, _depth: int = 0) -> Any:
     """Return the Python value of ``node`` read at ``typ``; :class:`CandidError` if it does not fit.
 
     Spec: Candid spec §"Coercion" (applied to textual values as the reference
@@ -812,7 +814,9 @@ def annotate(node: Node, typ: Type, _depth: int = 0) -> Any:  # noqa: C901
     if k == "ann":
         inner_node, at = v
         if not is_subtype(at, t):
-            raise CandidError(f"annotation {type_to_text(at)} is not a subtype of {type_to_text(t)}")
+            raise CandidError(
+                f"annotation {type_to_text(at)} is not a subtype of {type_to_text(t)}"
+            )
         annotate(inner_node, at, d)
         return annotate(inner_node, t, d)
     if t is Reserved:
@@ -879,10 +883,10 @@ def annotate(node: Node, typ: Type, _depth: int = 0) -> Any:  # noqa: C901
         if k != "variant":
             raise CandidError(f"{_describe(node)} is not a variant")
         fid, key, x = v
-        f = t.by_id.get(fid)
-        if f is None:
+        tag = t.by_id.get(fid)
+        if tag is None:
             raise CandidError(f"variant tag {key!r} is not in the type")
-        return {f.key: annotate(x, f.type, d)}
+        return {tag.key: annotate(x, tag.type, d)}
     if isinstance(t, Func):
         if k != "func":
             raise CandidError(f"{_describe(node)} is not a function reference")
@@ -1031,7 +1035,7 @@ def args_to_text(values: Sequence[Any], types: Sequence[Type]) -> str:
     return "(" + ", ".join(_print(v, t, 0) for v, t in zip(values, types, strict=True)) + ")"
 
 
-def _print(v: Any, typ: Type, depth: int) -> str:  # noqa: C901
+def _print(v: Any, typ: Type, depth: int) -> str:
     if depth > MAX_NESTING:
         raise CandidError("value nests too deeply to print")
     d = depth + 1
@@ -1044,12 +1048,12 @@ def _print(v: Any, typ: Type, depth: int) -> str:  # noqa: C901
         if t in (Nat, Int) or t in _RANGES:
             return str(int(v))
         if t in (Float32, Float64):
-            x = float(v)
-            if math.isnan(x):
+            fx = float(v)
+            if math.isnan(fx):
                 return "nan"
-            if math.isinf(x):
-                return "inf" if x > 0 else "-inf"
-            return repr(x)
+            if math.isinf(fx):
+                return "inf" if fx > 0 else "-inf"
+            return repr(fx)
         if t is Text:
             return _text_literal(str(v).encode("utf-8"))
         if t is PrincipalType:
@@ -1078,12 +1082,12 @@ def _print(v: Any, typ: Type, depth: int) -> str:  # noqa: C901
         return f"record {{ {inner} }}" if inner else "record {}"
     if isinstance(t, Variant):
         ((key, x),) = v.items()
-        f = next((f for f in t.fields if f.key == key), None)
-        if f is None:
+        arm = next((f for f in t.fields if f.key == key), None)
+        if arm is None:
             raise CandidError(f"variant has no tag {key!r}")
-        if resolve(f.type) is Null:
+        if resolve(arm.type) is Null:
             return f"variant {{ {_key_text(key)} }}"
-        return f"variant {{ {_key_text(key)} = {_print(x, f.type, d)} }}"
+        return f"variant {{ {_key_text(key)} = {_print(x, arm.type, d)} }}"
     if isinstance(t, Func):
         p, m = v
         return f'func "{_as_principal(p).to_text()}".{_key_text(m)}'
@@ -1098,4 +1102,3 @@ def _as_principal(v: Any) -> PrincipalId:
     if isinstance(v, str):
         return _principal(v)
     raise CandidError(f"expected a principal, got {type(v).__name__}")
-

@@ -70,7 +70,8 @@ class CandidError(ValueError):
 def idl_hash(name: str) -> int:
     """Return the 32-bit field id of a field or tag name.
 
-    Spec: Candid spec §"Shorthand: Symbolic Field Ids" (hash(id) = ∑ utf8(id)[i]·223^(k-i) mod 2^32).
+    Spec: Candid spec §"Shorthand: Symbolic Field Ids"
+    (hash(id) = ∑ utf8(id)[i]·223^(k-i) mod 2^32).
     """
     h = 0
     for b in name.encode("utf-8"):
@@ -212,9 +213,7 @@ def _fields(spec: Mapping[str | int, Type] | Sequence[Type], kind: str) -> tuple
         if not isinstance(typ, Type):
             raise CandidError(f"{kind} field {key!r} has no Candid type: {typ!r}")
         if fid in out:
-            raise CandidError(
-                f"{kind} fields {out[fid].key!r} and {key!r} have the same id {fid}"
-            )
+            raise CandidError(f"{kind} fields {out[fid].key!r} and {key!r} have the same id {fid}")
         out[fid] = Field(fid, key, typ)
     return tuple(out[k] for k in sorted(out))
 
@@ -233,9 +232,7 @@ class Record(Type):
         super().__init__()
         self.fields = _fields(fields, "record")
         self.by_id = {f.id: f for f in self.fields}
-        self.is_tuple = bool(self.fields) and all(
-            f.key == i for i, f in enumerate(self.fields)
-        )
+        self.is_tuple = bool(self.fields) and all(f.key == i for i, f in enumerate(self.fields))
 
 
 class Variant(Type):
@@ -378,9 +375,7 @@ class _Subtyping:
         if key in self.assumed:
             return True
         if type(a) is Prim or type(b) is Prim:
-            return a is b or (a is Nat and b is Int) or (
-                b is PrincipalType and type(a) is Service
-            )
+            return a is b or (a is Nat and b is Int) or (b is PrincipalType and type(a) is Service)
         self.assumed.add(key)
         ta, tb = type(a), type(b)
         if ta is not tb:
