@@ -53,7 +53,9 @@ type TransferError = variant {
   TooOld;
   GenericError : record { error_code : nat; message : text };
 };
-type Value = variant { Nat : nat; Text : text; Array : vec Value; Map : vec record { text; Value } };
+type Value = variant {
+  Nat : nat; Text : text; Array : vec Value; Map : vec record { text; Value }
+};
 /* block comments /* nest */ too */
 service : (record { minting_account : Account }) -> {
   icrc1_balance_of : (Account) -> (nat) query;
