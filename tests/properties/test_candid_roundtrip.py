@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -94,7 +95,7 @@ def values(t0: Type) -> st.SearchStrategy[Any]:
     if t is Bool:
         return st.booleans()
     if t in _INT_RANGES:
-        lo, hi = _INT_RANGES[t]  # type: ignore[index]
+        lo, hi = _INT_RANGES[t]
         return st.integers(lo, hi)
     if t is Float32:
         return st.floats(width=32, allow_nan=False)
@@ -119,9 +120,13 @@ def values(t0: Type) -> st.SearchStrategy[Any]:
             return st.tuples(*(values(f.type) for f in t.fields))
         return st.fixed_dictionaries({f.key: values(f.type) for f in t.fields})
     if isinstance(t, Variant):
-        return st.one_of(*(values(f.type).map(lambda v, k=f.key: {k: v}) for f in t.fields))
+        return st.one_of(*(values(f.type).map(partial(_tag, f.key)) for f in t.fields))
     assert isinstance(t, Prim)
     raise AssertionError(f"no values for {t.name}")
+
+
+def _tag(key: str | int, v: Any) -> dict[str | int, Any]:
+    return {key: v}
 
 
 @st.composite
