@@ -57,7 +57,7 @@ from icp.crypto.errors import (
     NidkgError,
     ThresholdError,
 )
-from icp.crypto.hashing import hash_with_domain
+from icp.crypto.hashing import EncodingError, cbor_decode, cbor_encode, hash_with_domain
 from icp.crypto.threshold import ThresholdPublicKey, ThresholdSecretShare
 
 R: Final = bls.CURVE_ORDER
@@ -160,6 +160,45 @@ class Dealing:
     ephemeral: bytes  # R = ρ·g1 (48 bytes)
     ciphertexts: tuple[bytes, ...]  # receiver i: 32-byte (f(i+1) + pad) mod r
     pop: bytes  # a₀·H_pop(context) (48 bytes), verifies under A₀
+
+
+def encode_dealing(dealing: Dealing) -> bytes:
+    """Serialize a dealing as canonical CBOR (for blocks and the wire)."""
+    return cbor_encode(
+        {
+            "dealer": dealing.dealer,
+            "commitments": list(dealing.commitments),
+            "ephemeral": dealing.ephemeral,
+            "ciphertexts": list(dealing.ciphertexts),
+            "pop": dealing.pop,
+        },
+        self_describe=False,
+    )
+
+
+def decode_dealing(data: bytes) -> Dealing:
+    """Parse ``encode_dealing`` output; raise ``NidkgError`` on malformed bytes."""
+    try:
+        value = cbor_decode(bytes(data))
+    except EncodingError as exc:
+        raise NidkgError(f"malformed dealing: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise NidkgError("a dealing is a CBOR map")
+    dealer = value.get("dealer")
+    commitments = value.get("commitments")
+    ciphertexts = value.get("ciphertexts")
+    ephemeral, pop = value.get("ephemeral"), value.get("pop")
+    if (
+        not isinstance(dealer, int)
+        or isinstance(dealer, bool)
+        or not isinstance(commitments, Sequence)
+        or not isinstance(ciphertexts, Sequence)
+        or not all(isinstance(c, bytes) for c in (*commitments, *ciphertexts))
+        or not isinstance(ephemeral, bytes)
+        or not isinstance(pop, bytes)
+    ):
+        raise NidkgError("a dealing is {dealer, commitments, ephemeral, ciphertexts, pop}")
+    return Dealing(dealer, tuple(commitments), ephemeral, tuple(ciphertexts), pop)
 
 
 @attrs.frozen(slots=True)

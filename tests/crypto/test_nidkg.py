@@ -202,3 +202,19 @@ def test_config_validation() -> None:
         _config(b"x", 4, keys, 2, resharing=pk)
     sk, _ = nidkg.encryption_keygen(b"secret")
     assert str(sk.scalar) not in repr(sk)
+
+
+def test_dealing_serialization_roundtrip(fresh: Fresh) -> None:
+    config, dealings, _ = fresh
+    data = nidkg.encode_dealing(dealings[0])
+    decoded = nidkg.decode_dealing(data)
+    assert decoded == dealings[0]
+    nidkg.verify_dealing(config, decoded)
+    for bad in (
+        b"",
+        b"\xa0",
+        data[:-3],
+        nidkg.encode_dealing(attrs.evolve(dealings[0], dealer=True)),
+    ):
+        with pytest.raises(NidkgError):
+            nidkg.decode_dealing(bad)
