@@ -23,6 +23,7 @@ from typing import TypeVar
 from icp.consensus.artifacts import (
     CatchUpPackage,
     CatchUpPackageShare,
+    DkgTag,
     Finalization,
     FinalizationShare,
     Notarization,
@@ -34,7 +35,7 @@ from icp.consensus.artifacts import (
 )
 from icp.consensus.beacon import TAPE_WINDOW
 from icp.consensus.context import ReplicaContext
-from icp.consensus.dkg import DkgTag, receiver_position, to_threshold_public_key
+from icp.consensus.dkg import receiver_position, to_threshold_public_key
 from icp.consensus.pool import AddToValidated, ChangeAction, PoolReader
 from icp.crypto.errors import CryptoError
 from icp.types import Height, NodeIndex, Time

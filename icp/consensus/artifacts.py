@@ -113,12 +113,18 @@ class DkgTag(enum.IntEnum):
 
 @attrs.frozen(slots=True, order=True)
 class DkgId:
-    """Identifies one NI-DKG: the summary height that configured it and its tag.
+    """Identifies one NI-DKG by its tag and the summary height that completes it.
 
-    Spec: protocol.md §3.1 (NiDkgId = start block height + tag; target subnet implicit).
+    A DKG configured by the summary at S is completed (appears in ``next``) by the
+    summary at S + L + 1, and is named by that height; the genesis transcripts are
+    completed "at" 0. This differs from the IC's NiDkgId (which names the start block
+    height) only so that a config never shares an id with the transcript it reshares.
+
+    Spec: protocol.md §3.1 (NiDkgId = block height + tag; target subnet implicit).
     """
 
     start_height: Height
+    """Summary height whose block carries the resulting transcript in ``next``."""
     tag: DkgTag
 
     def encode(self) -> Encoded:
@@ -262,7 +268,7 @@ class DealingMessage:
 
     @property
     def height(self) -> Height:
-        """Return the DKG's start height (the pool indexes dealings by it)."""
+        """Return the DKG id's height (the pool indexes dealings by it)."""
         return self.content.dkg_id.start_height
 
     def encode(self) -> Encoded:

@@ -7,6 +7,7 @@ protocol.md §2.3 (beacon share rule of ``random_beacon_maker.rs``; random tape)
 from __future__ import annotations
 
 from icp.consensus.artifacts import (
+    DkgTag,
     RandomBeaconContent,
     RandomBeaconShare,
     RandomTape,
@@ -15,7 +16,6 @@ from icp.consensus.artifacts import (
 )
 from icp.consensus.config import REPLICA_VERSION
 from icp.consensus.context import ReplicaContext
-from icp.consensus.dkg import DkgTag
 from icp.consensus.pool import AddToValidated, ChangeAction, PoolReader
 from icp.types import Height, Time
 

@@ -90,7 +90,7 @@ def select_dealings(
     candidates = sorted(
         (
             d
-            for d in pool.dealings_at(summary.height)
+            for d in pool.dealings_at(summary.height + ctx.config.dkg_interval_length + 1)
             if (d.content.dkg_id, d.content.dealer) not in included
         ),
         key=lambda d: (d.content.dkg_id, d.content.dealer),

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from icp.consensus.artifacts import CatchUpContent, CatchUpPackageShare
+from icp.consensus.artifacts import CatchUpContent, CatchUpPackageShare, DkgTag
 from icp.consensus.context import ReplicaContext
-from icp.consensus.dkg import DkgTag
 from icp.consensus.pool import AddToValidated, AdoptCatchUpPackage, ChangeAction, PoolReader
 from icp.types import Height, Time
 

@@ -24,6 +24,11 @@ PERMITTED_DRIFT_AT_VALIDATOR: Final = Time(30 * NANOS_PER_SECOND)
 MILLIS: Final = 1_000_000
 """Nanoseconds per millisecond."""
 
+TIME_ZERO: Final = Time(0)
+"""The epoch: the default genesis time of simulated subnets."""
+REGISTRY_VERSION_ONE: Final = RegistryVersion(1)
+DEFAULT_REBROADCAST: Final = Time(2 * NANOS_PER_SECOND)
+
 
 def get_faults_tolerated(n: int) -> int:
     """Return f = floor((n - 1) / 3), the number of Byzantine nodes a subnet of n tolerates.
@@ -82,9 +87,9 @@ class ConsensusConfig:
     """L: a summary block every L + 1 heights."""
     dkg_dealings_per_block: int = 1
     """How many NI-DKG dealings a data block may carry (IC: 1)."""
-    registry_version: RegistryVersion = RegistryVersion(1)
+    registry_version: RegistryVersion = REGISTRY_VERSION_ONE
     """The (static) registry version the subnet runs at."""
-    rebroadcast_interval: Time = Time(2 * NANOS_PER_SECOND)
+    rebroadcast_interval: Time = DEFAULT_REBROADCAST
     """Stall time after which a replica re-sends its frontier artifacts (not an IC constant)."""
 
     def __attrs_post_init__(self) -> None:

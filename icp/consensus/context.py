@@ -35,6 +35,8 @@ class NodePublicKeys:
 
     basic: bytes
     committee: bytes
+    dkg_encryption: bytes = b""
+    """NI-DKG dealing encryption key (empty when the subnet runs no DKG)."""
 
 
 @attrs.frozen(slots=True)
@@ -61,6 +63,8 @@ class NodeSecrets:
     committee: SecretKey = attrs.field(repr=False)
     dkg_seed: bytes = attrs.field(repr=False, default=b"")
     """Secret randomness for this node's NI-DKG dealings."""
+    dkg_encryption: SecretKey | None = attrs.field(repr=False, default=None)
+    """NI-DKG decryption key for the shares dealt to this node."""
 
 
 class PayloadBuilder(Protocol):

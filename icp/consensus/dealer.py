@@ -10,7 +10,7 @@ import hashlib
 
 from icp.consensus.artifacts import DealingContent, DealingMessage
 from icp.consensus.context import ReplicaContext
-from icp.consensus.dkg import resharing_source
+from icp.consensus.dkg import DkgError, resharing_source
 from icp.consensus.pool import AddToValidated, ChangeAction, PoolReader
 from icp.types import Time
 
@@ -33,7 +33,9 @@ class DkgDealer:
             return []
         out: list[ChangeAction] = []
         mine = {
-            d.content.dkg_id for d in pool.dealings_at(start) if d.content.dealer == self.ctx.node
+            d.content.dkg_id
+            for d in pool.dealings_at(start + self.ctx.config.dkg_interval_length + 1)
+            if d.content.dealer == self.ctx.node
         }
         for config in summary.configs:
             marker = (config.dkg_id.start_height, int(config.dkg_id.tag))
@@ -50,7 +52,11 @@ class DkgDealer:
                 if reshared is None:
                     continue
             seed = hashlib.sha256(self.ctx.secrets.dkg_seed + repr(config.dkg_id).encode()).digest()
-            dealing = backend.create_dealing(config, self.ctx.node, reshared, seed)
+            try:
+                dealing = backend.create_dealing(config, self.ctx.node, reshared, source, seed)
+            except DkgError:
+                self._dealt.add(marker)
+                continue
             content = DealingContent(config.dkg_id, self.ctx.node, dealing)
             signature = self.ctx.crypto.sign_basic(self.ctx.secrets.basic, content.signing_bytes())
             self._dealt.add(marker)

@@ -57,6 +57,7 @@ class DkgBackend(Protocol):
         config: DkgConfig,
         dealer: NodeIndex,
         reshared_share: ThresholdSecretShare | None,
+        resharing: Transcript | None,
         seed: bytes,
     ) -> bytes:
         """Return a serialized dealing by ``dealer`` for ``config``."""
@@ -74,8 +75,10 @@ class DkgBackend(Protocol):
         """Combine enough valid dealings into a transcript (deterministic)."""
         ...
 
-    def decrypt_share(self, transcript: Transcript, receiver: NodeIndex) -> ThresholdSecretShare:
-        """Return ``receiver``'s secret share of ``transcript`` (uses its DKG key)."""
+    def decrypt_share(
+        self, transcript: Transcript, receiver: NodeIndex, secret_key: object
+    ) -> ThresholdSecretShare:
+        """Return ``receiver``'s secret share of ``transcript`` (``secret_key``: its DKG key)."""
         ...
 
 
@@ -119,15 +122,16 @@ def make_configs(
     needs dealings from >= old-threshold dealers).
     """
     everyone = tuple(NodeIndex(i) for i in range(config.n))
+    completes_at = Height(height + config.dkg_interval_length + 1)
     low = DkgConfig(
-        DkgId(height, DkgTag.LOW),
+        DkgId(completes_at, DkgTag.LOW),
         dealers=everyone,
         receivers=everyone,
         threshold=config.low_threshold,
         collection_threshold=config.low_threshold,
     )
     high = DkgConfig(
-        DkgId(height, DkgTag.HIGH),
+        DkgId(completes_at, DkgTag.HIGH),
         dealers=high_to_reshare.receivers,
         receivers=everyone,
         threshold=config.high_threshold,

@@ -29,7 +29,7 @@ from icp.consensus.artifacts import (
     Transcript,
     ValidationContext,
 )
-from icp.consensus.config import REPLICA_VERSION, ConsensusConfig
+from icp.consensus.config import REPLICA_VERSION, TIME_ZERO, ConsensusConfig
 from icp.consensus.context import (
     EmptyPayloadBuilder,
     NodePublicKeys,
@@ -41,6 +41,7 @@ from icp.consensus.context import (
 from icp.consensus.crypto import ConsensusCrypto
 from icp.consensus.dkg import DkgBackend, KeyStore, make_configs
 from icp.consensus.replica import ConsensusReplica
+from icp.crypto import nidkg
 from icp.types import Height, NodeIndex, Rank, Time
 
 
@@ -66,10 +67,14 @@ def make_subnet(
     seed: bytes,
     *,
     subnet_id: bytes = b"\x00\x00\x00\x00\x00\x00\x00\x01\x01",
-    dkg: DkgBackend | None = None,
-    genesis_time: Time = Time(0),
+    with_dkg: bool = False,
+    genesis_time: Time = TIME_ZERO,
 ) -> SubnetSetup:
     """Create keys and the genesis CUP of a subnet of ``config.n`` nodes from ``seed``.
+
+    ``with_dkg``: give nodes NI-DKG encryption keys and configure DKGs in the genesis
+    summary (run the replicas with a ``NidkgBackend``); otherwise the genesis keys sign
+    forever.
 
     Spec: protocol.md §3.1 (low threshold f+1, high threshold 2f+1), §3.2.
     """
@@ -80,9 +85,12 @@ def make_subnet(
         node_seed = hashlib.sha256(seed + b"node" + i.to_bytes(4, "big")).digest()
         basic_sk, basic_pk = crypto.basic_keygen(node_seed)
         committee_sk, committee_pk = crypto.multi_keygen(node_seed)
-        nodes.append(NodePublicKeys(basic_pk, committee_pk))
+        dkg_sk, dkg_pk = (None, b"")
+        if with_dkg:
+            dkg_sk, dkg_pk = nidkg.encryption_keygen(node_seed + b"dkg-encryption")
+        nodes.append(NodePublicKeys(basic_pk, committee_pk, dkg_pk))
         secrets.append(
-            NodeSecrets(basic_sk, committee_sk, hashlib.sha256(node_seed + b"dkg").digest())
+            NodeSecrets(basic_sk, committee_sk, hashlib.sha256(node_seed + b"dkg").digest(), dkg_sk)
         )
     everyone = tuple(NodeIndex(i) for i in range(n))
     stores = [KeyStore() for _ in range(n)]
@@ -100,7 +108,7 @@ def make_subnet(
         )
         for i in range(n):
             stores[i].shares[dkg_id] = shares[i]
-    configs = make_configs(config, Height(0), transcripts[1]) if dkg is not None else ()
+    configs = make_configs(config, Height(0), transcripts[1]) if with_dkg else ()
     summary = DkgSummary(
         registry_version=config.registry_version,
         interval_length=config.dkg_interval_length,
@@ -135,7 +143,7 @@ def make_replica(
     crypto: ConsensusCrypto,
     *,
     cup: CatchUpPackage | None = None,
-    now: Time = Time(0),
+    now: Time = TIME_ZERO,
     payload_builder: PayloadBuilder | None = None,
     dkg: DkgBackend | None = None,
     on_batch: Callable[..., bytes | None] | None = None,

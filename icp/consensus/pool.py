@@ -248,9 +248,12 @@ class ArtifactPool:
                     outbound.append(artifact)
             elif isinstance(change, MoveToValidated):
                 moved = self.unvalidated.remove(change.artifact_hash)
-                if moved is not None and self._add_validated(change.artifact_hash, moved, now):
-                    if change.relay:
-                        outbound.append(moved)
+                if (
+                    moved is not None
+                    and self._add_validated(change.artifact_hash, moved, now)
+                    and change.relay
+                ):
+                    outbound.append(moved)
             elif isinstance(change, RemoveFromUnvalidated):
                 self.unvalidated.remove(change.artifact_hash)
             elif isinstance(change, HandleInvalid):
@@ -453,9 +456,9 @@ class PoolReader:
         """Return signers with a validated equivocation proof at ``height``."""
         return {p.signer for p in self.validated_at(EquivocationProof, height)}
 
-    def dealings_at(self, start_height: int) -> list[DealingMessage]:
-        """Return validated dealings for the DKGs configured at ``start_height``."""
-        return self.validated_at(DealingMessage, start_height)
+    def dealings_at(self, completes_at: int) -> list[DealingMessage]:
+        """Return validated dealings for the DKGs completed by the summary at ``completes_at``."""
+        return self.validated_at(DealingMessage, completes_at)
 
     def latest_validated_cup(self) -> CatchUpPackage:
         """Return the highest validated CUP (possibly newer than the root)."""

@@ -40,9 +40,10 @@ from icp.consensus.artifacts import (
 from icp.consensus.beacon import RandomBeaconMaker, RandomTapeMaker
 from icp.consensus.block_maker import BlockMaker
 from icp.consensus.catchup import CatchUpPackageAdopter, CatchUpPackageMaker
+from icp.consensus.config import TIME_ZERO
 from icp.consensus.context import ReplicaContext
 from icp.consensus.dealer import DkgDealer
-from icp.consensus.dkg import summary_of
+from icp.consensus.dkg import DkgError, summary_of
 from icp.consensus.finalizer import Finalizer
 from icp.consensus.notary import Notary
 from icp.consensus.pool import ArtifactPool, ChangeAction, PoolReader
@@ -106,7 +107,7 @@ class ConsensusReplica:
         self,
         ctx: ReplicaContext,
         cup: CatchUpPackage,
-        now: Time = Time(0),
+        now: Time = TIME_ZERO,
         *,
         on_batch: Callable[[Batch], bytes | None] | None = None,
     ) -> None:
@@ -120,6 +121,8 @@ class ConsensusReplica:
         self.reader = PoolReader(self.pool)
         self.on_batch = on_batch
         self.batches: list[Batch] = []
+        self.dkg_failures = 0
+        """Transcripts whose share this node could not decrypt."""
         self.state_hashes: dict[Height, bytes] = {cup.height: cup.content.state_hash}
         self.delivered_height = cup.height
         self.last_state_hash = cup.content.state_hash
@@ -212,13 +215,14 @@ class ConsensusReplica:
         self.ctx.summaries[height] = summary
         if self.ctx.dkg is not None:
             for transcript in (*summary.current, *summary.next):
-                if (
-                    self.ctx.keys.share_for(transcript) is None
-                    and self.ctx.node in transcript.receivers
-                ):
-                    self.ctx.keys.shares[transcript.dkg_id] = self.ctx.dkg.decrypt_share(
-                        transcript, self.ctx.node
-                    )
+                missing = self.ctx.keys.share_for(transcript) is None
+                if missing and self.ctx.node in transcript.receivers:
+                    try:
+                        self.ctx.keys.shares[transcript.dkg_id] = self.ctx.dkg.decrypt_share(
+                            transcript, self.ctx.node, self.ctx.secrets.dkg_encryption
+                        )
+                    except DkgError:
+                        self.dkg_failures += 1
 
     def _after_finalization(self) -> None:
         finalized = self.reader.finalized_height()
@@ -300,7 +304,7 @@ class ConsensusReplica:
                 out.append(beacon)
         for h in range(finalized + 1, reader.notarized_height() + 2):
             for kind in (BlockProposal, Notarization, NotarizationShare, FinalizationShare):
-                out.extend(reader.validated_at(kind, h))  # type: ignore[arg-type]
+                out.extend(reader.validated_at(kind, h))
             out.extend(reader.validated_at(RandomBeaconShare, h))
         return out
 

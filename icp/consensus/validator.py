@@ -30,6 +30,7 @@ from icp.consensus.artifacts import (
     DataPayload,
     DealingMessage,
     DkgSummary,
+    DkgTag,
     EquivocationProof,
     Finalization,
     FinalizationShare,
@@ -50,7 +51,6 @@ from icp.consensus.config import PERMITTED_DRIFT_AT_VALIDATOR
 from icp.consensus.context import InvalidArtifact, ReplicaContext
 from icp.consensus.delays import get_block_maker_delay
 from icp.consensus.dkg import (
-    DkgTag,
     dealings_on_chain,
     receiver_position,
     resharing_source,
@@ -331,7 +331,9 @@ class Validator:
 
         Spec: protocol.md §3.1 (anyone can publicly verify a dealing).
         """
-        start = dealing.content.dkg_id.start_height
+        start = Height(
+            dealing.content.dkg_id.start_height - self.ctx.config.dkg_interval_length - 1
+        )
         if start < self.ctx.config.interval_start(pool.finalized_height()):
             return _USELESS
         summary = self.ctx.summaries.get(start)

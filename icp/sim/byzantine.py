@@ -29,7 +29,7 @@ from icp.consensus.artifacts import (
     RandomTapeShare,
 )
 from icp.consensus.block_maker import sign_proposal
-from icp.consensus.config import REPLICA_VERSION
+from icp.consensus.config import REPLICA_VERSION, TIME_ZERO
 from icp.consensus.pool import AddToValidated, ChangeAction
 from icp.consensus.replica import ConsensusReplica
 from icp.types import Height, Time
@@ -73,7 +73,7 @@ class Honest(Behaviour):
 class Crashed(Behaviour):
     """Silent from ``at`` on: receives nothing, sends nothing (a crash or a mute node)."""
 
-    at: Time = Time(0)
+    at: Time = TIME_ZERO
     name = "crashed"
     honest = False
 
@@ -204,7 +204,7 @@ class InvalidSignatures(Behaviour):
         for artifact in produced:
             signature = getattr(artifact, "signature", None)
             if isinstance(signature, bytes):
-                out.append(Send(attrs.evolve(artifact, signature=_corrupt(signature))))  # type: ignore[misc]
+                out.append(Send(attrs.evolve(artifact, signature=_corrupt(signature))))  # type: ignore[arg-type]
             else:
                 out.append(Send(artifact))
         return out

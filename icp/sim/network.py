@@ -14,19 +14,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from typing import Final
 
 import attrs
 
 from icp.types import Time
+
+DEFAULT_DELAY: Final = Time(10_000_000)
+NO_JITTER: Final = Time(0)
 
 
 @attrs.frozen(slots=True)
 class LinkModel:
     """How one directed link behaves."""
 
-    delay: Time = Time(10_000_000)
+    delay: Time = DEFAULT_DELAY
     """Minimum one-way delay in ns."""
-    jitter: Time = Time(0)
+    jitter: Time = NO_JITTER
     """Extra delay drawn uniformly from [0, jitter] ns (reordering)."""
     drop: float = 0.0
     """Probability that a message is lost."""

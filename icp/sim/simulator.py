@@ -19,20 +19,23 @@ import hashlib
 import heapq
 import random
 from collections.abc import Callable, Mapping
+from typing import Final
 
 import attrs
 
 from icp.consensus.artifacts import ConsensusArtifact
 from icp.consensus.config import ConsensusConfig
 from icp.consensus.crypto import ConsensusCrypto
-from icp.consensus.dkg import DkgBackend
 from icp.consensus.genesis import SubnetSetup, make_replica, make_subnet
+from icp.consensus.nidkg_backend import NidkgBackend
 from icp.consensus.replica import ConsensusReplica
 from icp.sim.byzantine import Behaviour, Honest
 from icp.sim.network import LinkModel, Network
 from icp.types import Height, Time
 
 MILLIS = 1_000_000
+DEFAULT_GRANULARITY: Final = Time(MILLIS)
+DEFAULT_TIMER: Final = Time(50 * MILLIS)
 
 
 @attrs.define
@@ -76,17 +79,18 @@ class Simulation:
         behaviours: Mapping[int, Behaviour] | None = None,
         link: LinkModel | None = None,
         setup: SubnetSetup | None = None,
-        dkg: DkgBackend | None = None,
-        tick_granularity: Time = Time(MILLIS),
-        timer_interval: Time = Time(50 * MILLIS),
+        with_dkg: bool = False,
+        tick_granularity: Time = DEFAULT_GRANULARITY,
+        timer_interval: Time = DEFAULT_TIMER,
         on_batch: Callable[[int], Callable[..., bytes | None]] | None = None,
     ) -> None:
         self.config = config
         self.crypto = crypto
         self.rng = rng
         self.setup = setup or make_subnet(
-            config, crypto, rng.getrandbits(256).to_bytes(32, "big"), dkg=dkg
+            config, crypto, rng.getrandbits(256).to_bytes(32, "big"), with_dkg=with_dkg
         )
+        dkg = NidkgBackend(self.setup.membership) if with_dkg else None
         self.network = Network(config.n, random.Random(rng.getrandbits(64)), link)
         self.behaviours: dict[int, Behaviour] = {
             i: (behaviours or {}).get(i, Honest()) for i in range(config.n)
@@ -144,7 +148,11 @@ class Simulation:
             self.now = Time(at)
             behaviour = self.behaviours[node]
             if kind == 2:
-                if artifact is not None and behaviour.runs(self.now) and behaviour.accepts(artifact):
+                if (
+                    artifact is not None
+                    and behaviour.runs(self.now)
+                    and behaviour.accepts(artifact)
+                ):
                     self.trace.messages_delivered += 1
                     self.replicas[node].on_artifact(artifact)
                     self._schedule_tick(node, self.now)
