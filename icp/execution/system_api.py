@@ -355,10 +355,11 @@ class Reply:
 
 @attrs.frozen(slots=True)
 class Reject:
-    """A reject with code and message."""
+    """A reject with code, message and (for system rejects) the IC error code text."""
 
     code: int
     message: str
+    error_code: str = ""
 
 
 Response = Reply | Reject
@@ -396,8 +397,11 @@ class SystemApi:
         limits: ExecutionLimits,
         fees: FeeSchedule,
         instruction_limit: int,
+        *,
+        already_responded: bool = False,
     ) -> None:
         self.input = inp
+        self.already_responded = already_responded
         self.view = view
         self.stable = stable
         self.limits = limits
@@ -483,7 +487,7 @@ class SystemApi:
         return max(0, self.balance - self.view.freezing_limit)
 
     def _check_not_responded(self, what: str) -> None:
-        if self.response is not None:
+        if self.response is not None or self.already_responded:
             raise _trap(f"{what}: the call is already replied")
 
     # ---- message ----------------------------------------------------------

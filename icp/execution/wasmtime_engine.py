@@ -247,7 +247,11 @@ class WasmtimeInstance:
         self._dirty.set_value(self._store, wasmtime.Val.i32(0))
 
     def begin(self) -> None:
-        """Start a transaction."""
+        """Start a transaction (changes made outside one are committed first)."""
+        stale = self._dirty_list()
+        if stale:
+            self.dirty_since_checkpoint.update(stale)
+            self._clear_marks(stale)
         self._in_tx = True
         self._size_before = self.size()
         self._globals_before = [(i, g.value(self._store)) for i, g in self._globals]
