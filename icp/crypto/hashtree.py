@@ -292,9 +292,8 @@ def lookup_subtree(tree: HashTree, path: Path) -> SubtreeResult:
     node = tree
     for label in path:
         result = find_label(label, node)
-        if result.status is not LookupStatus.FOUND:
+        if result.subtree is None:
             return result
-        assert result.subtree is not None
         node = result.subtree
     return SubtreeResult(LookupStatus.FOUND, node)
 

@@ -13,8 +13,10 @@ request signature with the final key.
 Schemes: Ed25519 (RFC 8032), ECDSA on P-256 and secp256k1 over SHA-256 with the
 64-byte ``r || s`` signature format, and IC canister signatures (a certificate plus a
 witness tree proving that the signing canister put ``H(seed)/H(payload)`` under
-``sig`` in its certified data).  WebAuthn keys are not supported yet (rejected with
-a clear error).  All signature arithmetic is done by ``cryptography``.
+``sig`` in its certified data), and WebAuthn (a DER-wrapped COSE key, ECDSA P-256 or
+RSA PKCS#1 v1.5 with SHA-256, over ``authenticatorData || SHA-256(clientDataJSON)``
+whose ``challenge`` is the base64url of the signed payload).  All signature arithmetic
+is done by ``cryptography``.
 
 Spec: interface spec §"Signatures", §"Authentication", §"Canister signatures";
 ``shared/spec/interface.md`` §4.
@@ -22,14 +24,16 @@ Spec: interface spec §"Signatures", §"Authentication", §"Canister signatures"
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Final, Protocol
 
 import attrs
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -41,6 +45,7 @@ from icp.crypto.hashing import (
     IC_REQUEST_AUTH_DELEGATION_DOMAIN,
     EncodingError,
     cbor_decode,
+    cbor_encode,
     domain_sep,
     hash_of_map,
     request_signing_bytes,
@@ -203,6 +208,161 @@ def parse_canister_sig_public_key(der: bytes) -> tuple[Principal, bytes]:
     return Principal(bits[2 : 2 + cid_len]), bits[2 + cid_len :]
 
 
+# ---------------------------------------------------------------------------- WebAuthn
+
+
+def _spki(algorithm: bytes, key_bits: bytes) -> bytes:
+    bits = b"\x00" + key_bits
+    body = algorithm + b"\x03" + _encode_length(len(bits)) + bits
+    return b"\x30" + _encode_length(len(body)) + body
+
+
+def webauthn_public_key_der(cose_key: bytes) -> bytes:
+    """Wrap a CBOR COSE key in the IC's WebAuthn SubjectPublicKeyInfo.
+
+    Spec: interface spec §"Signatures" (WebAuthn: OID 1.3.6.1.4.1.56387.1.1).
+    """
+    return _spki(WEBAUTHN_ALGORITHM, bytes(cose_key))
+
+
+def parse_webauthn_public_key(der: bytes) -> bytes:
+    """Return the COSE key inside a WebAuthn DER public key."""
+    body, end = _der_tlv(der, 0, 0x30)
+    if end != len(der) or not body.startswith(WEBAUTHN_ALGORITHM):
+        raise AuthenticationError("not a WebAuthn public key")
+    bits, end = _der_tlv(body, len(WEBAUTHN_ALGORITHM), 0x03)
+    if end != len(body) or not bits or bits[0] != 0:
+        raise AuthenticationError("malformed WebAuthn key BIT STRING")
+    return bits[1:]
+
+
+def _is_webauthn_key(der: bytes) -> bool:
+    try:
+        parse_webauthn_public_key(der)
+    except AuthenticationError:
+        return False
+    return True
+
+
+def _cose_public_key(cose: bytes) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    try:
+        key = cbor_decode(cose)
+    except EncodingError as exc:
+        raise AuthenticationError(f"WebAuthn COSE key: {exc}") from None
+    if not isinstance(key, Mapping):
+        raise AuthenticationError("a COSE key is a CBOR map")
+    kty, alg = key.get(1), key.get(3)
+    if kty == 2 and alg == -7 and key.get(-1) == 1:  # EC2, ES256, P-256
+        x, y = key.get(-2), key.get(-3)
+        if not isinstance(x, bytes) or not isinstance(y, bytes) or len(x) != 32 or len(y) != 32:
+            raise AuthenticationError("COSE P-256 key needs 32-byte x and y")
+        try:
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
+        except ValueError as exc:
+            raise AuthenticationError(f"COSE P-256 key: {exc}") from None
+    if kty == 3 and alg == -257:  # RSA, RS256
+        n, e = key.get(-1), key.get(-2)
+        if not isinstance(n, bytes) or not isinstance(e, bytes):
+            raise AuthenticationError("COSE RSA key needs n and e")
+        return rsa.RSAPublicNumbers(int.from_bytes(e, "big"), int.from_bytes(n, "big")).public_key()
+    raise AuthenticationError(f"unsupported COSE key (kty {kty!r}, alg {alg!r})")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def verify_webauthn_signature(public_key_der: bytes, message: bytes, signature: bytes) -> None:
+    """Verify a WebAuthn signature; raise ``AuthenticationError`` with the reason.
+
+    ``signature`` is CBOR ``{authenticator_data, client_data_json, signature}``; the
+    client data's ``challenge`` must be base64url(``message``) and the authenticator's
+    signature must verify over ``authenticator_data || SHA-256(client_data_json)``.
+    Spec: interface spec §"Signatures" (WebAuthn).
+    """
+    key = _cose_public_key(parse_webauthn_public_key(public_key_der))
+    try:
+        value = cbor_decode(bytes(signature))
+    except EncodingError as exc:
+        raise AuthenticationError(f"WebAuthn signature: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise AuthenticationError("a WebAuthn signature is a CBOR map")
+    auth_data, client_json, sig = (
+        value.get("authenticator_data"),
+        value.get("client_data_json"),
+        value.get("signature"),
+    )
+    if isinstance(client_json, str):
+        client_json = client_json.encode("utf-8")
+    if (
+        not isinstance(auth_data, bytes)
+        or not isinstance(client_json, bytes)
+        or not isinstance(sig, bytes)
+    ):
+        raise AuthenticationError(
+            "WebAuthn signature needs authenticator_data, client_data_json, signature"
+        )
+    try:
+        client_data = json.loads(client_json)
+    except ValueError:
+        raise AuthenticationError("WebAuthn client_data_json is not JSON") from None
+    if not isinstance(client_data, dict) or client_data.get("challenge") != _b64url(bytes(message)):
+        raise AuthenticationError("WebAuthn challenge does not match the signed payload")
+    signed = auth_data + hashlib.sha256(client_json).digest()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(sig, signed, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            key.verify(sig, signed, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise AuthenticationError("WebAuthn signature does not verify") from None
+    except ValueError as exc:
+        raise AuthenticationError(f"WebAuthn signature: {exc}") from None
+
+
+@attrs.frozen(slots=True)
+class WebAuthnIdentity:
+    """A software stand-in for a WebAuthn authenticator with a P-256 key (tests, demos)."""
+
+    private_key: ec.EllipticCurvePrivateKey = attrs.field(repr=False)
+    origin: str = "https://identity.ic0.app"
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> WebAuthnIdentity:
+        """Derive a P-256 key deterministically from ``seed``."""
+        return cls(EcdsaIdentity.from_seed(seed, "p256").private_key)
+
+    def public_key_der(self) -> bytes:
+        """Return the DER-wrapped COSE (EC2, ES256, P-256) key."""
+        numbers = self.private_key.public_key().public_numbers()
+        cose = {
+            1: 2,
+            3: -7,
+            -1: 1,
+            -2: numbers.x.to_bytes(32, "big"),
+            -3: numbers.y.to_bytes(32, "big"),
+        }
+        return webauthn_public_key_der(cbor_encode(cose, self_describe=False))
+
+    def sign(self, message: bytes) -> bytes:
+        """Return the CBOR WebAuthn signature whose challenge is base64url(``message``)."""
+        client = json.dumps(
+            {"type": "webauthn.get", "challenge": _b64url(bytes(message)), "origin": self.origin},
+            separators=(",", ":"),
+        ).encode("utf-8")
+        auth_data = hashlib.sha256(b"identity.ic0.app").digest() + b"\x05" + bytes(4)
+        sig = self.private_key.sign(
+            auth_data + hashlib.sha256(client).digest(), ec.ECDSA(hashes.SHA256())
+        )
+        return cbor_encode(
+            {
+                "authenticator_data": auth_data,
+                "client_data_json": client.decode("utf-8"),
+                "signature": sig,
+            }
+        )
+
+
 def _is_canister_sig_key(der: bytes) -> bool:
     try:
         parse_canister_sig_public_key(der)
@@ -267,8 +427,8 @@ def verify_signature(
 ) -> None:
     """Verify a user signature under a DER public key; raise ``AuthenticationError`` if bad.
 
-    Ed25519, ECDSA (P-256, secp256k1; 64-byte r||s over SHA-256) and canister
-    signatures (which need ``root_key_der``) are supported.
+    Ed25519, ECDSA (P-256, secp256k1; 64-byte r||s over SHA-256), WebAuthn and
+    canister signatures (which need ``root_key_der``) are supported.
     Spec: interface spec §"Signatures"; ``shared/spec/interface.md`` §4.
     """
     der, message, signature = bytes(public_key_der), bytes(message), bytes(signature)
@@ -300,9 +460,12 @@ def verify_signature(
             raise AuthenticationError("verifying a canister signature needs the IC root key")
         verify_canister_signature(der, message, signature, root_key_der)
         return
-    if WEBAUTHN_ALGORITHM in der[:20]:
-        raise AuthenticationError("WebAuthn signatures are not supported yet")
-    raise AuthenticationError("unsupported public key (not Ed25519, ECDSA or canister signature)")
+    if _is_webauthn_key(der):
+        verify_webauthn_signature(der, message, signature)
+        return
+    raise AuthenticationError(
+        "unsupported public key (not Ed25519, ECDSA, WebAuthn or canister signature)"
+    )
 
 
 # ---------------------------------------------------------------------------- delegations

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from icp import Principal
@@ -16,10 +19,13 @@ from icp.crypto.hashing import cbor_encode, request_id
 from icp.crypto.user_sig import (
     P256_DER_PREFIX,
     SECP256K1_DER_PREFIX,
+    WEBAUTHN_ALGORITHM,
     Delegation,
     EcdsaIdentity,
     Ed25519Identity,
+    Identity,
     SignedDelegation,
+    WebAuthnIdentity,
     authenticate_request,
     canister_sig_public_key_der,
     delegate,
@@ -28,6 +34,7 @@ from icp.crypto.user_sig import (
     sign_request,
     verify_delegation_chain,
     verify_signature,
+    webauthn_public_key_der,
 )
 
 NOW = 1_600_000_000 * 10**9
@@ -114,7 +121,7 @@ def test_invalid_curve_point_is_rejected() -> None:
         verify_signature(b"\x30\x03\x02\x01\x00", b"m", bytes(64))
 
 
-def _request(identity: Ed25519Identity | EcdsaIdentity) -> tuple[Principal, bytes, bytes]:
+def _request(identity: Identity) -> tuple[Principal, bytes, bytes]:
     sender = principal_of(identity)
     rid = request_id({"request_type": "call", "sender": sender.raw, "method_name": "m", "arg": b""})
     return sender, rid, sign_request(identity, rid)
@@ -271,3 +278,69 @@ def test_internet_identity_style_chain() -> None:
         sender_delegation=chain,
         root_key_der=ROOT[0].to_der(),
     )
+
+
+# ------------------------------------------------------------------- WebAuthn
+
+
+def test_webauthn_p256_roundtrip_and_request() -> None:
+    identity = WebAuthnIdentity.from_seed(b"passkey")
+    der = identity.public_key_der()
+    assert der[2:].startswith(WEBAUTHN_ALGORITHM)
+    sig = identity.sign(b"payload")
+    verify_signature(der, b"payload", sig)
+    with pytest.raises(AuthenticationError, match="challenge"):
+        verify_signature(der, b"other payload", sig)
+    other = WebAuthnIdentity.from_seed(b"other passkey")
+    with pytest.raises(AuthenticationError, match="does not verify"):
+        verify_signature(other.public_key_der(), b"payload", sig)
+    sender, rid, request_sig = _request(identity)
+    authenticate_request(sender, rid, NOW, sender_pubkey=der, sender_sig=request_sig)
+
+
+def test_webauthn_rsa_key() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = key.public_key().public_numbers()
+    cose = cbor_encode(
+        {1: 3, 3: -257, -1: numbers.n.to_bytes(256, "big"), -2: numbers.e.to_bytes(3, "big")},
+        self_describe=False,
+    )
+    der = webauthn_public_key_der(cose)
+    challenge = base64.urlsafe_b64encode(b"msg").decode().rstrip("=")
+    client = json.dumps({"type": "webauthn.get", "challenge": challenge}).encode()
+    auth_data = bytes(37)
+    signature = key.sign(
+        auth_data + hashlib.sha256(client).digest(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    sig = cbor_encode(
+        {
+            "authenticator_data": auth_data,
+            "client_data_json": client.decode(),
+            "signature": signature,
+        }
+    )
+    verify_signature(der, b"msg", sig)
+    tampered = cbor_encode(
+        {
+            "authenticator_data": bytes(36) + b"\x01",
+            "client_data_json": client.decode(),
+            "signature": signature,
+        }
+    )
+    with pytest.raises(AuthenticationError, match="does not verify"):
+        verify_signature(der, b"msg", tampered)
+
+
+@pytest.mark.parametrize(
+    "cose",
+    [
+        b"\xff",
+        cbor_encode([1], self_describe=False),
+        cbor_encode({1: 2, 3: -7, -1: 1, -2: bytes(32), -3: bytes(32)}, self_describe=False),
+        cbor_encode({1: 1, 3: -8}, self_describe=False),
+    ],
+    ids=["bad-cbor", "not-a-map", "not-on-curve", "eddsa-unsupported"],
+)
+def test_webauthn_bad_keys(cose: bytes) -> None:
+    with pytest.raises(AuthenticationError):
+        verify_signature(webauthn_public_key_der(cose), b"m", cbor_encode({}))
