@@ -825,33 +825,36 @@ def decode(
     """
     buf = bytes(data)
     r = _Reader(buf, limits)
+    expected = tuple(types) if types is not None else None
     try:
-        wire = _read_header(r, limits)
+        steps: list[tuple[Decoder | None, bool]] | None = None
+        cache: list[Any] | None = None
+        if expected:
+            # Messages of one method share their header: reuse its parsed, compiled
+            # plan (a memo on the immutable expected type; bounded in size).
+            cache = expected[0]._cache.setdefault("dec", [])
+            for header, ctypes, climits, csteps in cache:
+                if (
+                    climits == limits
+                    and len(ctypes) == len(expected)
+                    and all(a is b for a, b in zip(ctypes, expected, strict=True))
+                    and buf.startswith(header)
+                ):
+                    steps = csteps
+                    r.pos = len(header)
+                    break
+        if steps is None:
+            steps = _plan(r, expected, limits)
+            if cache is not None:
+                if len(cache) >= _PLAN_CACHE_SIZE:
+                    cache.pop(0)
+                cache.append((buf[: r.pos], expected, limits, steps))
         r.charge(4 * r.pos)
-        comp = _Compiler()
-        out: list[Any] = []
-        if types is None:
-            for w in wire:
-                out.append(comp.pair(w, _wire_view(w)))
-        else:
-            expected = list(types)
-            for i, e in enumerate(expected):
-                if i < len(wire):
-                    out.append(comp.pair(wire[i], e))
-                elif is_null_like(e):
-                    out.append(None)
-                else:
-                    raise CandidError(f"argument {i} is missing and its type is not optional")
-            for w in wire[len(expected) :]:
-                out.append(comp.skip(w))
         values: list[Any] = []
-        for i, step in enumerate(out):
-            if step is None or not callable(step):
-                values.append(step)
-                continue
-            values.append(step(r))
-            if types is not None and i >= len(types):
-                values.pop()
+        for dec, keep in steps:
+            v = None if dec is None else dec(r)
+            if keep:
+                values.append(v)
         if r.pos != r.end:
             raise r.fail(f"{r.end - r.pos} trailing bytes after the last argument")
         return values
@@ -861,15 +864,35 @@ def decode(
         raise CandidError("Candid value nests too deeply for this decoder") from None
 
 
-def _wire_view(w: Type) -> Type:
-    """Decoding without expected types: decode each wire type at itself."""
-    return w
+_PLAN_CACHE_SIZE = 16
+
+
+def _plan(
+    r: _Reader, expected: tuple[Type, ...] | None, limits: DecodeLimits
+) -> list[tuple[Decoder | None, bool]]:
+    """Parse the header and compile one (decoder, keep-value) step per wire/expected arg."""
+    wire = _read_header(r, limits)
+    comp = _Compiler()
+    if expected is None:
+        return [(comp.pair(w, w), True) for w in wire]
+    steps: list[tuple[Decoder | None, bool]] = []
+    for i, e in enumerate(expected):
+        if i < len(wire):
+            steps.append((comp.pair(wire[i], e), True))
+        elif is_null_like(e):
+            steps.append((None, True))
+        else:
+            raise CandidError(f"argument {i} is missing and its type is not optional")
+    for w in wire[len(expected) :]:
+        steps.append((comp.skip(w), False))
+    return steps
 
 
 # ---------------------------------------------------------------------------------
 # Encoding
 
-Encoder = Callable[[Any, bytearray], None]
+Encoder = Callable[[Any, list[bytes]], None]
+_BYTE = [bytes((i,)) for i in range(256)]
 
 
 def _enc_of(t0: Type) -> Encoder:
@@ -879,7 +902,7 @@ def _enc_of(t0: Type) -> Encoder:
         return found  # type: ignore[no-any-return]
     cell: list[Encoder] = []
 
-    def fwd(v: Any, out: bytearray) -> None:
+    def fwd(v: Any, out: list[bytes]) -> None:
         cell[0](v, out)
 
     t._cache["enc"] = fwd
@@ -902,11 +925,11 @@ def _int_of(v: Any, what: str) -> int:
 def _fixed_enc(t: Prim, st: struct.Struct, lo: int, hi: int) -> Encoder:
     pack = st.pack
 
-    def enc(v: Any, out: bytearray) -> None:
+    def enc(v: Any, out: list[bytes]) -> None:
         v = _int_of(v, t.name)
         if not lo <= v <= hi:
             raise CandidError(f"{t.name} value {v} is out of range {lo}..{hi}")
-        out += pack(v)
+        out.append(pack(v))
 
     return enc
 
@@ -914,11 +937,11 @@ def _fixed_enc(t: Prim, st: struct.Struct, lo: int, hi: int) -> Encoder:
 def _float_enc(t: Prim, st: struct.Struct) -> Encoder:
     pack = st.pack
 
-    def enc(v: Any, out: bytearray) -> None:
+    def enc(v: Any, out: list[bytes]) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise CandidError(f"{t.name} value must be float, got {type(v).__name__}")
         try:
-            out += pack(v)
+            out.append(pack(v))
         except (OverflowError, struct.error) as exc:
             raise CandidError(f"{t.name} value {v} does not fit: {exc}") from None
 
@@ -938,8 +961,8 @@ def _principal_bytes(v: Any) -> bytes:
     return b"\x01" + leb128(len(raw)) + raw
 
 
-def _enc_principal(v: Any, out: bytearray) -> None:
-    out += _principal_bytes(v)
+def _enc_principal(v: Any, out: list[bytes]) -> None:
+    out.append(_principal_bytes(v))
 
 
 def _text_bytes(v: Any) -> bytes:
@@ -956,44 +979,44 @@ def _build_enc(t: Type) -> Encoder:
     if isinstance(t, Prim):
         if t is Null or t is Reserved:
 
-            def enc_null(v: Any, out: bytearray) -> None:
+            def enc_null(v: Any, out: list[bytes]) -> None:
                 if t is Null and v is not None:
                     raise CandidError(f"null value must be None, got {v!r}")
 
             return enc_null
         if t is Bool:
 
-            def enc_bool(v: Any, out: bytearray) -> None:
+            def enc_bool(v: Any, out: list[bytes]) -> None:
                 if not isinstance(v, bool):
                     raise CandidError(f"bool value must be bool, got {type(v).__name__}")
-                out.append(1 if v else 0)
+                out.append(b"\x01" if v else b"\x00")
 
             return enc_bool
         if t is Nat:
 
-            def enc_nat(v: Any, out: bytearray) -> None:
+            def enc_nat(v: Any, out: list[bytes]) -> None:
                 v = _int_of(v, "nat")
                 if v < 0:
                     raise CandidError(f"nat value {v} is negative")
                 if v < 0x80:
-                    out.append(v)
+                    out.append(_BYTE[v])
                 else:
-                    out += leb128(v)
+                    out.append(leb128(v))
 
             return enc_nat
         if t is Int:
 
-            def enc_int(v: Any, out: bytearray) -> None:
-                out += sleb128(_int_of(v, "int"))
+            def enc_int(v: Any, out: list[bytes]) -> None:
+                out.append(sleb128(_int_of(v, "int")))
 
             return enc_int
         if t is Nat8:
 
-            def enc_nat8(v: Any, out: bytearray) -> None:
+            def enc_nat8(v: Any, out: list[bytes]) -> None:
                 v = _int_of(v, "nat8")
                 if not 0 <= v <= 255:
                     raise CandidError(f"nat8 value {v} is out of range 0..255")
-                out.append(v)
+                out.append(_BYTE[v])
 
             return enc_nat8
         if t in (Nat16, Nat32, Nat64):
@@ -1006,15 +1029,15 @@ def _build_enc(t: Type) -> Encoder:
             return _float_enc(t, _FIXED[t])
         if t is Text:
 
-            def enc_text(v: Any, out: bytearray) -> None:
-                out += _text_bytes(v)
+            def enc_text(v: Any, out: list[bytes]) -> None:
+                out.append(_text_bytes(v))
 
             return enc_text
         if t is PrincipalType:
             return _enc_principal
         if t is Empty:
 
-            def enc_empty(v: Any, out: bytearray) -> None:
+            def enc_empty(v: Any, out: list[bytes]) -> None:
                 raise CandidError("no value has type empty")
 
             return enc_empty
@@ -1022,9 +1045,9 @@ def _build_enc(t: Type) -> Encoder:
         inner = _enc_of(t.inner)
         wrap = is_null_like(t.inner)
 
-        def enc_opt(v: Any, out: bytearray) -> None:
+        def enc_opt(v: Any, out: list[bytes]) -> None:
             if v is None:
-                out.append(0)
+                out.append(b"\x00")
                 return
             if isinstance(v, Some):
                 v = v.value
@@ -1032,14 +1055,14 @@ def _build_enc(t: Type) -> Encoder:
                 raise CandidError(
                     "the present case of an opt whose content may be null must be Some(...)"
                 )
-            out.append(1)
+            out.append(b"\x01")
             inner(v, out)
 
         return enc_opt
     if isinstance(t, Vec):
         if resolve(t.inner) is Nat8:
 
-            def enc_blob(v: Any, out: bytearray) -> None:
+            def enc_blob(v: Any, out: list[bytes]) -> None:
                 if isinstance(v, (bytes, bytearray, memoryview)):
                     raw = bytes(v)
                 elif isinstance(v, (list, tuple)):
@@ -1049,16 +1072,16 @@ def _build_enc(t: Type) -> Encoder:
                         raise CandidError(f"blob elements must be 0..255: {exc}") from None
                 else:
                     raise CandidError(f"blob value must be bytes, got {type(v).__name__}")
-                out += leb128(len(raw))
-                out += raw
+                out.append(leb128(len(raw)))
+                out.append(raw)
 
             return enc_blob
         elem = _enc_of(t.inner)
 
-        def enc_vec(v: Any, out: bytearray) -> None:
+        def enc_vec(v: Any, out: list[bytes]) -> None:
             if isinstance(v, (str, bytes, dict)) or not isinstance(v, (list, tuple)):
                 raise CandidError(f"vec value must be a list, got {type(v).__name__}")
-            out += leb128(len(v))
+            out.append(leb128(len(v)))
             for x in v:
                 elem(x, out)
 
@@ -1068,7 +1091,7 @@ def _build_enc(t: Type) -> Encoder:
         is_tuple = t.is_tuple
         n = len(fields)
 
-        def enc_record(v: Any, out: bytearray) -> None:
+        def enc_record(v: Any, out: list[bytes]) -> None:
             if is_tuple and isinstance(v, (tuple, list)):
                 if len(v) != n:
                     raise CandidError(f"tuple record needs {n} values, got {len(v)}")
@@ -1089,25 +1112,25 @@ def _build_enc(t: Type) -> Encoder:
     if isinstance(t, Variant):
         arms = {f.key: (i, _enc_of(f.type)) for i, f in enumerate(t.fields)}
 
-        def enc_variant(v: Any, out: bytearray) -> None:
+        def enc_variant(v: Any, out: list[bytes]) -> None:
             if not isinstance(v, dict) or len(v) != 1:
                 raise CandidError(f"variant value must be a one-entry dict, got {v!r}")
             ((key, x),) = v.items()
             arm = arms.get(key)
             if arm is None:
                 raise CandidError(f"variant has no tag {key!r}")
-            out += leb128(arm[0])
+            out.append(leb128(arm[0]))
             arm[1](x, out)
 
         return enc_variant
     if isinstance(t, Func):
 
-        def enc_func(v: Any, out: bytearray) -> None:
+        def enc_func(v: Any, out: list[bytes]) -> None:
             if not isinstance(v, tuple) or len(v) != 2:
                 raise CandidError("func value must be FuncRef(principal, method)")
-            out.append(1)
-            out += _principal_bytes(v[0])
-            out += _text_bytes(v[1])
+            out.append(b"\x01")
+            out.append(_principal_bytes(v[0]))
+            out.append(_text_bytes(v[1]))
 
         return enc_func
     if isinstance(t, Service):
@@ -1166,6 +1189,25 @@ class _TableBuilder:
         raise CandidError(f"cannot encode type {t!r}")  # pragma: no cover
 
 
+def _header(types: tuple[Type, ...]) -> bytes:
+    """Return magic, type table and argument types for ``types`` (memoized on types[0])."""
+    if not types:
+        return MAGIC + b"\x00\x00"
+    cache = types[0]._cache
+    key = ("header", *(id(t) for t in types))
+    hit = cache.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], types, strict=True)):
+        return hit[1]  # type: ignore[no-any-return]
+    tb = _TableBuilder()
+    arg_refs = b"".join(tb.ref(t) for t in types)
+    header = b"".join(
+        [MAGIC, leb128(len(tb.entries)), *tb.entries, leb128(len(types)), arg_refs]
+    )
+    if len(cache) < _PLAN_CACHE_SIZE * 2:
+        cache[key] = (types, header)
+    return header
+
+
 def encode(types: Sequence[Type], values: Sequence[Any]) -> bytes:
     """Encode ``values`` at ``types`` as one Candid message (``DIDL`` ...).
 
@@ -1176,20 +1218,13 @@ def encode(types: Sequence[Type], values: Sequence[Any]) -> bytes:
     values = list(values)
     if len(types) != len(values):
         raise CandidError(f"{len(types)} types but {len(values)} values")
-    tb = _TableBuilder()
     try:
-        arg_refs = b"".join(tb.ref(t) for t in types)
-        out = bytearray(MAGIC)
-        out += leb128(len(tb.entries))
-        for entry in tb.entries:
-            out += entry
-        out += leb128(len(types))
-        out += arg_refs
+        out = [_header(tuple(types))]
         for t, v in zip(types, values, strict=True):
             _enc_of(t)(v, out)
     except RecursionError:
         raise CandidError("value or type nests too deeply to encode") from None
-    return bytes(out)
+    return b"".join(out)
 
 
 def float_equal(a: float, b: float) -> bool:
