@@ -257,6 +257,37 @@ def flatten_forks(tree: HashTree) -> list[HashTree]:
     return out
 
 
+def _first_label(tree: HashTree) -> bytes | None:
+    """Return the leftmost label of a level, or None if a non-labeled node comes first."""
+    stack: list[HashTree] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Fork):
+            stack.append(node.right)
+            stack.append(node.left)
+        elif isinstance(node, Labeled):
+            return node.label
+        elif not isinstance(node, Empty):
+            return None
+    return None
+
+
+def _descend(wanted: bytes, tree: HashTree) -> HashTree | None:
+    """Find ``wanted`` by binary descent through sorted forks (O(depth²)); None if not found.
+
+    Only a fast path: any other outcome is decided by the spec's linear algorithm.
+    """
+    node = tree
+    while isinstance(node, Fork):
+        pivot = _first_label(node.right)
+        if pivot is None:
+            return None
+        node = node.right if wanted >= pivot else node.left
+    if isinstance(node, Labeled) and node.label == wanted:
+        return node.subtree
+    return None
+
+
 def find_label(label: bytes | str, tree: HashTree) -> SubtreeResult:
     """Find ``label`` among the children of ``tree``'s level.
 
@@ -264,6 +295,9 @@ def find_label(label: bytes | str, tree: HashTree) -> SubtreeResult:
     present labels, before the first, after the last, or in ``[]`` / ``[Leaf]``.
     """
     wanted = _label(label)
+    found = _descend(wanted, tree)
+    if found is not None:
+        return SubtreeResult(LookupStatus.FOUND, found)
     nodes = flatten_forks(tree)
     previous: HashTree | None = None
     for node in nodes:

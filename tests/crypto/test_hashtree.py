@@ -212,3 +212,14 @@ def test_labeled_helper_and_list_paths() -> None:
         (b"a", b"c"),
         (b"d",),
     ]
+
+
+def test_lookup_in_large_level_and_next_to_pruned_nodes() -> None:
+    tree = ht.build({i.to_bytes(2, "big"): i for i in range(0, 2000, 2)})
+    assert ht.lookup_path(tree, [(1000).to_bytes(2, "big")]).value == ht.leaf_bytes(1000)
+    assert ht.lookup_path(tree, [(1001).to_bytes(2, "big")]).status is A
+    assert ht.lookup_path(tree, [(5000).to_bytes(2, "big")]).status is A
+    partly = ht.Fork(ht.Pruned(bytes(32)), ht.Labeled(b"b", ht.Leaf(b"v")))
+    assert ht.lookup_path(partly, ["b"]) == ht.LookupResult(F, b"v")
+    assert ht.lookup_path(partly, ["a"]).status is U
+    assert ht.lookup_path(partly, ["c"]).status is A
