@@ -214,8 +214,9 @@ def _run(
         else:
             used = rt.call_closure(entry[0], entry[1], api, limit)
     except WasmTrap as trap:
+        used = max(0, min(limit, api.instructions_used()))
         rt.rollback()
-        return _RunResult(api, min(limit, api.instructions_used() or limit), trap)
+        return _RunResult(api, used, trap)
     if keep:
         rt.commit()
     else:

@@ -1,0 +1,73 @@
+"""Module validation at install: the IC's rules and error class (IC0505)."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+import wasmtime
+
+from icp.execution.errors import ErrorCode, InvalidWasm
+from icp.execution.wasm_binary import parse_module
+from icp.execution.wasmtime_engine import WasmtimeEngine
+
+
+def wat(text: str) -> bytes:
+    return bytes(wasmtime.wat2wasm(text))
+
+
+@pytest.mark.parametrize(
+    ("module", "reason"),
+    [
+        (b"\x00asn\x01\x00\x00\x00", "bad magic"),
+        (b"\x00asm\x01\x00\x00\x00\x01\x05\x01\x60", "unexpected end"),
+        (wat('(module (import "env" "foo" (func)))'), "not exported by the runtime"),
+        (wat('(module (import "ic0" "msg_reply" (func (param i32))))'), "incorrect signature"),
+        (wat('(module (import "ic0" "stable_size" (func (result i32))) (memory i64 1))'), "not exported"),
+        (wat("(module (memory 1) (func (export \"canister_bogus\")))"), "reserved function"),
+        (wat('(module (func (export "canister_update f") (param i32)))'), "() -> ()"),
+        (
+            wat('(module (func $f) (export "canister_update m" (func $f)) (export "canister_query m" (func $f)))'),
+            "Duplicate function",
+        ),
+        (wat("(module " + "(global i32 (i32.const 0))" * 1001 + ")"), "1001 globals"),
+        (wat("(module (func (result v128) (v128.const i64x2 0 0)))"), "0x7b"),
+        (b"\x00asm\x01\x00\x00\x00\x63\x00", "unknown or unsupported section"),
+    ],
+)
+def test_invalid_modules_are_rejected_with_ic0505(module: bytes, reason: str) -> None:
+    with pytest.raises(InvalidWasm) as info:
+        WasmtimeEngine().compile(module)
+    assert info.value.error_code is ErrorCode.CANISTER_INVALID_WASM
+    assert info.value.reject_code == 5
+    assert reason in str(info.value)
+
+
+def test_type_errors_are_caught_by_the_engine_validator() -> None:
+    bad = wat("(module (func (result i32) (i32.const 1)))").replace(b"\x41\x01", b"\x42\x01")
+    with pytest.raises(InvalidWasm, match="failed validation"):
+        WasmtimeEngine().compile(bad)
+
+
+def test_gzip_modules_are_accepted(wat_counter: bytes) -> None:
+    eng = WasmtimeEngine()
+    plain = eng.compile(bytes(wat_counter))
+    zipped = eng.compile(gzip.compress(bytes(wat_counter)))
+    assert zipped.parsed.exported_functions == plain.parsed.exported_functions
+    with pytest.raises(InvalidWasm, match="gzip"):
+        eng.compile(b"\x1f\x8b\x08" + b"garbage")
+
+
+def test_start_function_that_traps_fails_install(harness) -> None:  # type: ignore[no-untyped-def]
+    from icp.execution.system_api import Reject
+
+    cid = harness.create()
+    rep = harness.install(cid, wat("(module (func $s unreachable) (start $s))"))
+    assert isinstance(rep, Reject) and rep.error_code == "IC0502"
+    assert harness.router.canister(cid).runtime is None
+
+
+def test_motoko_module_parses_as_memory64(motoko) -> None:  # type: ignore[no-untyped-def]
+    m = parse_module(motoko("counter"))
+    assert m.is_memory64
+    assert "icp:private enhanced-orthogonal-persistence" in m.public_custom_sections()
