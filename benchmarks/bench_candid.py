@@ -11,6 +11,7 @@ import os
 import sys
 import timeit
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -56,14 +57,13 @@ def main() -> None:
         cbor = cbor2.dumps(plain)
         assert candid.decode(data, types) == values
         assert cbor2.loads(cbor) == plain
-        enc = best_time(lambda t=types, v=values: candid.encode(t, v))
-        cenc = best_time(lambda p=plain: cbor2.dumps(p))
-        dec = best_time(lambda d=data, t=types: candid.decode(d, t))
-        cdec = best_time(lambda c=cbor: cbor2.loads(c))
+        enc = best_time(partial(candid.encode, types, values))
+        cenc = best_time(partial(cbor2.dumps, plain))
+        dec = best_time(partial(candid.decode, data, types))
+        cdec = best_time(partial(cbor2.loads, cbor))
         for op, ours, ref in (("encode", enc, cenc), ("decode", dec, cdec)):
             print(
-                f"{name:<20} {op:<7} {ours * 1e6:>10.1f}us {ref * 1e6:>10.1f}us "
-                f"{ours / ref:>7.1f}x"
+                f"{name:<20} {op:<7} {ours * 1e6:>10.1f}us {ref * 1e6:>10.1f}us {ours / ref:>7.2f}x"
             )
         mb = len(data) / (1 << 20)
         print(

@@ -205,20 +205,24 @@ class _Reader:
         return start, pos
 
     def leb(self) -> int:
-        data, pos = self.data, self.pos
-        if pos < self.end:
+        data, pos, end = self.data, self.pos, self.end
+        result = shift = 0
+        while pos < end:
             b = data[pos]
+            pos += 1
             if b < 0x80:
-                self.pos = pos + 1
-                return b
-        start, stop = self._leb_bytes()
-        if stop - start <= 9:
-            n = 0
-            for i in range(stop - 1, start - 1, -1):
-                n = (n << 7) | (data[i] & 0x7F)
-            return n
+                self.pos = pos
+                return result | (b << shift)
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if shift >= 63:
+                return self._long_leb()
+        raise self.fail("unexpected end of input inside a LEB128 number")
+
+    def _long_leb(self) -> int:
         # Long numbers: linear-time conversion (no quadratic shifting of big ints).
-        groups = data[start:stop].translate(_MASK7)[::-1]
+        start, stop = self._leb_bytes()
+        groups = self.data[start:stop].translate(_MASK7)[::-1]
         return int("".join(map(_BITS7.__getitem__, groups)), 2)
 
     def sleb(self) -> int:
@@ -575,6 +579,20 @@ class _Compiler:
         if isinstance(w, Opt):
             inner = self.pair(w.inner, e.inner)
             skip_inner = self.skip(w.inner)
+            same = resolve(w.inner)
+            if isinstance(same, Prim) and same is resolve(e.inner) and not wrap:
+                # Identical primitive content cannot fail to coerce: no rewind needed.
+
+                def opt_prim(r: _Reader) -> Any:
+                    r.charge(1)
+                    tag = r.byte()
+                    if tag == 0:
+                        return None
+                    if tag != 1:
+                        raise r.fail(f"invalid opt tag {tag}")
+                    return inner(r)
+
+                return opt_prim
 
             def opt_opt(r: _Reader) -> Any:
                 r.charge(1)
@@ -1200,9 +1218,7 @@ def _header(types: tuple[Type, ...]) -> bytes:
         return hit[1]  # type: ignore[no-any-return]
     tb = _TableBuilder()
     arg_refs = b"".join(tb.ref(t) for t in types)
-    header = b"".join(
-        [MAGIC, leb128(len(tb.entries)), *tb.entries, leb128(len(types)), arg_refs]
-    )
+    header = b"".join([MAGIC, leb128(len(tb.entries)), *tb.entries, leb128(len(types)), arg_refs])
     if len(cache) < _PLAN_CACHE_SIZE * 2:
         cache[key] = (types, header)
     return header
