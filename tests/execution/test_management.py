@@ -1,0 +1,73 @@
+"""Management canister: lifecycle, controllers, status, cycles, raw_rand."""
+
+from __future__ import annotations
+
+from icp import Principal
+from icp.candid import Record, decode, encode
+from icp.execution.management import CanisterIdRecord, CanisterStatusResult, TopUpArgs, UpdateSettingsArgs
+from icp.execution.system_api import Reject, Reply
+
+
+def _id(cid: bytes) -> bytes:
+    return encode([CanisterIdRecord], [{"canister_id": Principal.from_bytes(cid)}])
+
+
+def test_status_settings_and_controllers(harness, wat_counter: bytes) -> None:  # type: ignore[no-untyped-def]
+    cid = harness.deploy(wat_counter)
+    r = harness.router
+    st = decode(r.update(harness.user, b"", "canister_status", _id(cid)).data, [CanisterStatusResult])[0]
+    assert st["status"] == {"running": None}
+    assert st["settings"]["controllers"] == [Principal.from_bytes(harness.user)]
+    assert st["module_hash"] is not None and len(st["module_hash"]) == 32
+    stranger = Principal.from_canister_index(999).bytes
+    rej = r.update(stranger, b"", "canister_status", _id(cid))
+    assert isinstance(rej, Reject) and rej.error_code == "IC0512"
+    upd = encode(
+        [UpdateSettingsArgs],
+        [{"canister_id": Principal.from_bytes(cid), "settings": {"freezing_threshold": 42, "controllers": None,
+          "compute_allocation": None, "memory_allocation": None, "reserved_cycles_limit": None,
+          "wasm_memory_limit": None, "log_visibility": None}, "sender_canister_version": None}],
+    )  # fmt: skip
+    assert isinstance(r.update(harness.user, b"", "update_settings", upd), Reply)
+    assert r.canister(cid).settings.freezing_threshold == 42
+
+
+def test_stop_start_delete_and_top_up(harness, wat_counter: bytes) -> None:  # type: ignore[no-untyped-def]
+    cid = harness.deploy(wat_counter)
+    r = harness.router
+    assert isinstance(r.update(harness.user, b"", "stop_canister", _id(cid)), Reply)
+    rej = harness.update(cid, "inc")
+    assert isinstance(rej, Reject) and rej.error_code == "IC0508"
+    assert isinstance(r.update(harness.user, b"", "start_canister", _id(cid)), Reply)
+    assert isinstance(harness.update(cid, "inc"), Reply)
+    before = r.canister(cid).cycles
+    top = encode([TopUpArgs], [{"canister_id": Principal.from_bytes(cid), "amount": 1234}])
+    assert isinstance(r.update(harness.user, b"", "provisional_top_up_canister", top), Reply)
+    assert r.canister(cid).cycles == before + 1234
+    rej = r.update(harness.user, b"", "delete_canister", _id(cid))
+    assert isinstance(rej, Reject) and rej.error_code == "IC0510"
+    r.update(harness.user, b"", "stop_canister", _id(cid))
+    assert isinstance(r.update(harness.user, b"", "delete_canister", _id(cid)), Reply)
+    gone = harness.update(cid, "inc")
+    assert isinstance(gone, Reject) and gone.code == 3
+
+
+def test_uninstall_and_install_mode_rules(harness, wat_counter: bytes) -> None:  # type: ignore[no-untyped-def]
+    cid = harness.deploy(wat_counter)
+    again = harness.install(cid, wat_counter)
+    assert isinstance(again, Reject) and again.error_code == "IC0514"
+    assert isinstance(harness.router.update(harness.user, b"", "uninstall_code", _id(cid)), Reply)
+    empty = harness.update(cid, "inc")
+    assert isinstance(empty, Reject) and empty.error_code == "IC0537"
+    bad = harness.router.update(harness.user, b"", "install_code", b"DIDL garbage")
+    assert isinstance(bad, Reject) and bad.error_code == "IC0408"
+    unknown = harness.router.update(harness.user, b"", "no_such_method", encode([], []))
+    assert isinstance(unknown, Reject) and unknown.error_code == "IC0407"
+
+
+def test_create_canister_and_raw_rand_are_canister_only(harness) -> None:  # type: ignore[no-untyped-def]
+    r = harness.router
+    rej = r.update(harness.user, b"", "create_canister", encode([Record({})], [{}]))
+    assert isinstance(rej, Reject)
+    rej = r.update(harness.user, b"", "raw_rand", encode([], []))
+    assert isinstance(rej, Reject)
