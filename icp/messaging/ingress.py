@@ -23,7 +23,9 @@ from typing import Final, cast
 import attrs
 from sortedcontainers import SortedKeyList
 
+from icp.crypto.errors import AuthenticationError
 from icp.crypto.hashing import EncodingError, cbor_decode, request_id
+from icp.crypto.user_sig import SignedDelegation, authenticate_request
 from icp.principal import Principal
 from icp.types import NANOS_PER_SECOND, Time
 
@@ -72,16 +74,6 @@ class IngressError(ValueError):
 
 
 @attrs.frozen
-class Delegation:
-    """One link of a sender delegation chain (interface spec §"Authentication")."""
-
-    pubkey: bytes
-    expiration: int
-    targets: tuple[Principal, ...] | None
-    signature: bytes
-
-
-@attrs.frozen
 class SignedIngress:
     """An update call as received over HTTP: its content plus the sender's authentication.
 
@@ -100,7 +92,7 @@ class SignedIngress:
     size: int
     sender_pubkey: bytes | None = None
     sender_sig: bytes | None = None
-    sender_delegation: tuple[Delegation, ...] = ()
+    sender_delegation: tuple[SignedDelegation, ...] = ()
 
 
 def _get(content: Mapping[object, object], key: str, what: str) -> object:
@@ -137,33 +129,15 @@ def _principal(raw: bytes, key: str) -> Principal:
         raise IngressError(f"the request field {key!r} is not a principal: {exc}") from None
 
 
-def _delegations(value: object) -> tuple[Delegation, ...]:
+def _delegations(value: object) -> tuple[SignedDelegation, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):  # cbor2 decodes nested arrays as tuples
         raise IngressError("sender_delegation must be an array")
-    chain = []
-    for entry in value:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("delegation"), Mapping):
-            raise IngressError("each sender_delegation entry needs a 'delegation' map")
-        inner = entry["delegation"]
-        raw_targets = inner.get("targets")
-        targets = None
-        if raw_targets is not None:
-            if not isinstance(raw_targets, list) or not all(
-                isinstance(t, bytes) for t in raw_targets
-            ):
-                raise IngressError("delegation targets must be an array of principals")
-            targets = tuple(_principal(t, "targets") for t in raw_targets)
-        chain.append(
-            Delegation(
-                pubkey=_blob(inner, "pubkey", "a DER public key (blob)"),
-                expiration=_nat(inner, "expiration"),
-                targets=targets,
-                signature=_blob(entry, "signature"),
-            )
-        )
-    return tuple(chain)
+    try:
+        return tuple(SignedDelegation.from_cbor_value(entry) for entry in value)
+    except AuthenticationError as exc:
+        raise IngressError(f"sender_delegation: {exc}") from None
 
 
 def parse_envelope(
@@ -236,10 +210,30 @@ SenderAuthenticator = Callable[[SignedIngress, Time], None]
 """Checks a message's sender signature and delegations at a time; raises on failure."""
 
 
+def authenticate_ingress(message: SignedIngress, now: Time) -> None:
+    """Check the sender's signature and delegation chain with ``icp.crypto.user_sig``.
+
+    Raises ``IngressError`` (HTTP 400) naming what failed.
+    Spec: interface spec §"Authentication".
+    """
+    try:
+        authenticate_request(
+            message.sender,
+            message.message_id,
+            now,
+            sender_pubkey=message.sender_pubkey,
+            sender_sig=message.sender_sig,
+            sender_delegation=message.sender_delegation,
+            target=message.canister_id,
+        )
+    except AuthenticationError as exc:
+        raise IngressError(f"request signature check failed: {exc}") from None
+
+
 def check_ingress(
     message: SignedIngress,
     now: Time,
-    authenticate: SenderAuthenticator,
+    authenticate: SenderAuthenticator = authenticate_ingress,
     *,
     limits: IngressLimits = APPLICATION_SUBNET_LIMITS,
 ) -> None:
