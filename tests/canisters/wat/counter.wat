@@ -19,7 +19,7 @@
   (import "ic0" "global_timer_set" (func $timer_set (param i64) (result i64)))
   (import "ic0" "time" (func $time (result i64)))
   (import "ic0" "debug_print" (func $debug_print (param i32 i32)))
-  (memory 1)
+  (memory (export "memory") 1)
   (global $count (mut i64) (i64.const 0))
   (global $fired (mut i64) (i64.const 0))
   (data (i32.const 1024) "deliberate trap")
