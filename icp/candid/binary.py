@@ -103,6 +103,12 @@ class DecodeLimits:
     """Additional cost units granted per byte of input."""
     max_type_table: int = 10_000
     """Largest type table accepted (entries)."""
+    max_decoders: int = 20_000
+    """Most (wire type, expected type) decoders compiled for one message's header.
+
+    Compilation happens once per header (plans are memoized), so this bound is
+    separate from the cost budget: whether a message decodes never depends on
+    what was decoded before."""
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -485,10 +491,18 @@ def _min_size_zero(t: Type, seen: set[int] | None = None) -> bool:
 class _Compiler:
     """Builds and memoizes decoder closures for (wire, expected) pairs and skippers."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_decoders: int = 20_000) -> None:
         self.pairs: dict[tuple[int, int], Decoder] = {}
         self.skips: dict[int, Decoder] = {}
         self.keep: list[Type] = []  # keep ids stable for the memo keys
+        self.max_decoders = max_decoders
+
+    def _count(self) -> None:
+        if len(self.pairs) + len(self.skips) >= self.max_decoders:
+            raise CandidError(
+                f"the message's types need more than {self.max_decoders} decoders "
+                "(DecodeLimits.max_decoders)"
+            )
 
     # -- skipping (decode at reserved) --------------------------------------------
 
@@ -504,6 +518,7 @@ class _Compiler:
         def fwd(r: _Reader) -> Any:
             return cell[0](r)
 
+        self._count()
         self.skips[key] = fwd
         d = self._build_skip(w)
         cell.append(d)
@@ -539,6 +554,7 @@ class _Compiler:
         def fwd(r: _Reader) -> Any:
             return cell[0](r)
 
+        self._count()
         self.pairs[key] = fwd
         d = self._build(w, e)
         cell.append(d)
@@ -890,7 +906,7 @@ def _plan(
 ) -> list[tuple[Decoder | None, bool]]:
     """Parse the header and compile one (decoder, keep-value) step per wire/expected arg."""
     wire = _read_header(r, limits)
-    comp = _Compiler()
+    comp = _Compiler(limits.max_decoders)
     if expected is None:
         return [(comp.pair(w, w), True) for w in wire]
     steps: list[tuple[Decoder | None, bool]] = []

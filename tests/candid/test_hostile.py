@@ -186,3 +186,26 @@ def test_random_text_never_raises_anything_but_candid_error(text: str) -> None:
     for parse in (parse_args, parse_type):
         with contextlib.suppress(CandidError):
             parse(text)
+
+
+def test_compiled_decoders_are_bounded() -> None:
+    # A wire record with many fields, each a distinct table entry, read at a type
+    # that names them all: one decoder per field.
+    n = 300
+    fields: dict[str | int, Type] = {2 * i + 1: Opt(Nat) for i in range(n)}
+    t = Record(fields)
+    value = dict.fromkeys(fields)
+    assert decode(encode([t], [value]), [t]) == [value]
+    data = encode([t], [value])
+    with pytest.raises(CandidError, match="max_decoders"):
+        decode(data, [Record(fields)], limits=DecodeLimits(max_decoders=100))
+
+
+def test_decoding_does_not_depend_on_the_plan_cache() -> None:
+    t = Vec(Null)
+    data = encode([t], [[None] * 450])
+    limits = DecodeLimits(base_cost=1000, cost_per_byte=0)
+    first = decode(data, [t], limits=limits)
+    assert decode(data, [t], limits=limits) == first  # cached plan, same budget use
+    with pytest.raises(CandidError, match="budget"):
+        decode(encode([t], [[None] * 500]), [t], limits=limits)
