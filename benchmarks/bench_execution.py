@@ -18,7 +18,13 @@ import wasmtime
 
 from icp.build import compile_motoko
 from icp.execution.cycles import ExecutionLimits, FeeSchedule
-from icp.execution.executor import ExecutionEnvironment, IngressMessage, execute_message, install_code, new_canister
+from icp.execution.executor import (
+    ExecutionEnvironment,
+    IngressMessage,
+    execute_message,
+    install_code,
+    new_canister,
+)
 from icp.execution.pywasm_engine import PywasmEngine
 from icp.execution.stable_memory import StableMemory
 from icp.execution.system_api import CanisterView, Context, ExecutionInput, SystemApi
@@ -30,7 +36,9 @@ VIEW = CanisterView(b"\x00" * 8 + b"\x01\x01", b"\x01", (b"\x04",), 1, 0, 10**15
 
 
 def _api(ctx: Context, arg: bytes = b"", limit: int = 10**11) -> SystemApi:
-    return SystemApi(ExecutionInput(ctx, arg=arg), VIEW, StableMemory(), ExecutionLimits(), FeeSchedule(), limit)
+    return SystemApi(
+        ExecutionInput(ctx, arg=arg), VIEW, StableMemory(), ExecutionLimits(), FeeSchedule(), limit
+    )
 
 
 def bench_instructions_per_second() -> None:
@@ -59,13 +67,19 @@ def bench_instructions_per_second() -> None:
 
     imports = [host(i.name or "", i.type) for i in mod.imports]  # type: ignore[arg-type]
     bare = wasmtime.Instance(store, mod, imports)
-    mem.append(bare.exports(store)["memory"] if "memory" in bare.exports(store) else _first_mem(bare, store))
+    mem.append(
+        bare.exports(store)["memory"]
+        if "memory" in bare.exports(store)
+        else _first_mem(bare, store)
+    )
     f = bare.exports(store)["canister_update work"]
     t = time.perf_counter()
     f(store)  # type: ignore[operator]
     raw = time.perf_counter() - t
-    print(f"work loop (store-heavy): {used:,} instructions, metered {used / metered / 1e9:.2f} G instr/s, "
-          f"bare {used / raw / 1e9:.2f} G instr/s, ratio metered/bare speed = {raw / metered:.2f}")
+    print(
+        f"work loop (store-heavy): {used:,} instructions, metered {used / metered / 1e9:.2f} G instr/s, "
+        f"bare {used / raw / 1e9:.2f} G instr/s, ratio metered/bare speed = {raw / metered:.2f}"
+    )
 
 
 def _first_mem(inst: wasmtime.Instance, store: wasmtime.Store) -> wasmtime.Memory:
@@ -79,7 +93,15 @@ def _first_mem(inst: wasmtime.Instance, store: wasmtime.Store) -> wasmtime.Memor
 def bench_per_message_overhead() -> None:
     env = ExecutionEnvironment(engine=WasmtimeEngine())
     wasm = compile_motoko(ROOT / "tests/canisters/counter")
-    st = install_code(new_canister(b"\x00" * 8 + b"\x01\x01", (b"\x04",), 10**16, env.limits), "install", wasm, b"DIDL\x00\x00", b"\x04", 1, env)
+    st = install_code(
+        new_canister(b"\x00" * 8 + b"\x01\x01", (b"\x04",), 10**16, env.limits),
+        "install",
+        wasm,
+        b"DIDL\x00\x00",
+        b"\x04",
+        1,
+        env,
+    )
     msg = IngressMessage(b"m", b"\x04", st.canister_id, "inc", b"DIDL\x00\x00")
     for _ in range(50):
         st, _ = execute_message(st, msg, 1, env)
@@ -98,8 +120,10 @@ def bench_per_message_overhead() -> None:
         inst._ex["canister_update inc"](inst._store)
         inst._clear_marks(inst._dirty_list())
     raw = (time.perf_counter() - t) / k
-    print(f"motoko counter inc: executor {full * 1e6:.0f} us/msg, raw wasmtime call {raw * 1e6:.0f} us, "
-          f"ratio {full / raw:.1f}x")
+    print(
+        f"motoko counter inc: executor {full * 1e6:.0f} us/msg, raw wasmtime call {raw * 1e6:.0f} us, "
+        f"ratio {full / raw:.1f}x"
+    )
 
 
 def bench_heap_size_flatness() -> None:
@@ -119,8 +143,10 @@ def bench_heap_size_flatness() -> None:
         for _ in range(k):
             st, _ = execute_message(st, msg, 1, env)
         results[label] = (time.perf_counter() - t) / k
-    print(f"update on 1 MiB heap {results['1 MiB'] * 1e6:.0f} us, on 1 GiB heap {results['1 GiB'] * 1e6:.0f} us, "
-          f"ratio {results['1 GiB'] / results['1 MiB']:.2f}x")
+    print(
+        f"update on 1 MiB heap {results['1 MiB'] * 1e6:.0f} us, on 1 GiB heap {results['1 GiB'] * 1e6:.0f} us, "
+        f"ratio {results['1 GiB'] / results['1 MiB']:.2f}x"
+    )
 
 
 def bench_pywasm_vs_wasmtime() -> None:
@@ -135,7 +161,9 @@ def bench_pywasm_vs_wasmtime() -> None:
         inst.commit()
     (tw, uw), (tp, up) = times["wasmtime"], times["pywasm"]
     assert uw == up
-    print(f"pywasm vs wasmtime on {uw:,} instructions: {tp * 1e3:.1f} ms vs {tw * 1e3:.3f} ms, ratio {tp / tw:.0f}x")
+    print(
+        f"pywasm vs wasmtime on {uw:,} instructions: {tp * 1e3:.1f} ms vs {tw * 1e3:.3f} ms, ratio {tp / tw:.0f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def compile_motoko(
     if cached.exists():
         return cached.read_bytes()
     req = json.dumps({"files": files, "entry": entry_path.name})
-    proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    proc = subprocess.run(
         [node, "-e", _NODE_SCRIPT, str(root)],
         input=req.encode(),
         capture_output=True,

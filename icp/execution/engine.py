@@ -85,9 +85,7 @@ class WasmInstance(Protocol):
     ) -> int:
         """Run an export under ``api``; return instructions used or raise ``WasmTrap``."""
 
-    def call_table(
-        self, index: int, env: int, api: SystemApi, instruction_limit: int
-    ) -> int:
+    def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
         """Run the callback at table ``index`` with ``env``; like ``run``."""
 
     def begin(self) -> None:
@@ -139,7 +137,9 @@ def prepare_module(
     parsed = parse_module(raw)
     validate_module(parsed, signatures_for(parsed.is_memory64))
     max_heap = max_wasm64 if parsed.is_memory64 else max_wasm32
-    return module_hash, instrument(parsed, track_dirty_pages=track_dirty_pages, max_heap_bytes=max_heap)
+    return module_hash, instrument(
+        parsed, track_dirty_pages=track_dirty_pages, max_heap_bytes=max_heap
+    )
 
 
 def check_engine_validation(ok: bool, reason: str) -> None:

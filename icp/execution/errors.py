@@ -140,7 +140,8 @@ class WasmTrap(ExecutionError):
         prefix = f"Error from Canister {canister_text}: "
         if self.kind is TrapKind.CALLED_TRAP:
             return CanisterError.of(
-                ErrorCode.CANISTER_CALLED_TRAP, prefix + f"Canister called `ic0.trap` with message: '{self.message}'"
+                ErrorCode.CANISTER_CALLED_TRAP,
+                prefix + f"Canister called `ic0.trap` with message: '{self.message}'",
             )
         if self.kind is TrapKind.CONTRACT_VIOLATION:
             return CanisterError.of(

@@ -32,8 +32,8 @@ from __future__ import annotations
 import attrs
 
 from icp.execution.canister import (
-    CallContext,
     Callback,
+    CallContext,
     CanisterOrigin,
     CanisterSettings,
     CanisterState,
@@ -77,8 +77,8 @@ class ExecutionEnvironment:
     engine: WasmEngine
     subnet_id: bytes = b"\x01"
     subnet_size: int = 13
-    fees: FeeSchedule = FeeSchedule()
-    limits: ExecutionLimits = ExecutionLimits()
+    fees: FeeSchedule = attrs.Factory(FeeSchedule)
+    limits: ExecutionLimits = attrs.Factory(ExecutionLimits)
     root_key: bytes = b""
 
 
@@ -136,7 +136,9 @@ def canister_text(canister_id: bytes) -> str:
 
 def reject_of(err: CanisterError) -> Reject:
     """Convert a ``CanisterError`` to a ``Reject`` response."""
-    return Reject(int(err.reject_code), err.message, err.error_code.text() if err.error_code else "")
+    return Reject(
+        int(err.reject_code), err.message, err.error_code.text() if err.error_code else ""
+    )
 
 
 def get_freezing_limit(state: CanisterState, env: ExecutionEnvironment) -> int:
@@ -157,7 +159,11 @@ def get_freezing_limit(state: CanisterState, env: ExecutionEnvironment) -> int:
 
 
 def _view(
-    state: CanisterState, env: ExecutionEnvironment, time: int, balance: int, replicated: bool = True
+    state: CanisterState,
+    env: ExecutionEnvironment,
+    time: int,
+    balance: int,
+    replicated: bool = True,
 ) -> CanisterView:
     return CanisterView(
         canister_id=state.canister_id,
@@ -181,7 +187,9 @@ def _respond(state: CanisterState, origin: Origin, response: Response, refund: i
     if isinstance(origin, IngressOrigin):
         return [IngressResult(origin.message_id, response)]
     if isinstance(origin, CanisterOrigin):
-        return [CanisterResponse(origin.caller, state.canister_id, origin.callback_id, response, refund)]
+        return [
+            CanisterResponse(origin.caller, state.canister_id, origin.callback_id, response, refund)
+        ]
     return []
 
 
@@ -224,9 +232,7 @@ def _run(
     return _RunResult(api, used, None)
 
 
-def _finish_call_context(
-    state: CanisterState, cc_id: int, outputs: list[Output]
-) -> CanisterState:
+def _finish_call_context(state: CanisterState, cc_id: int, outputs: list[Output]) -> CanisterState:
     """Close a call context without response if nothing more can respond (IC0506)."""
     cc = state.call_contexts.get(cc_id)
     if cc is None or state.callbacks_of(cc_id) > 0:
@@ -272,7 +278,9 @@ def _apply_effects(
             prepaid=call.prepaid,
         )
         outputs.append(
-            CanisterRequest(state.canister_id, call.callee, call.method_name, call.arg, call.cycles, cb_id)
+            CanisterRequest(
+                state.canister_id, call.callee, call.method_name, call.arg, call.cycles, cb_id
+            )
         )
     contexts = dict(state.call_contexts)
     cc = contexts.get(cc_id)
@@ -291,7 +299,9 @@ def _apply_effects(
         callbacks=callbacks,
         call_contexts=contexts,
         next_id=next_id,
-        certified_data=api.certified_data if api.certified_data is not None else state.certified_data,
+        certified_data=api.certified_data
+        if api.certified_data is not None
+        else state.certified_data,
         global_timer=api.global_timer if api.global_timer is not None else state.global_timer,
         version=state.version + 1,
         cycles_burned_total=state.cycles_burned_total + api.cycles_burned,
@@ -348,7 +358,9 @@ def execute_request(
     kind = rt.method_kind(message.method_name)
     if kind is None or kind == "composite_query":
         if kind is None:
-            text = f"Error from Canister {cid}: Canister has no update method '{message.method_name}'."
+            text = (
+                f"Error from Canister {cid}: Canister has no update method '{message.method_name}'."
+            )
         else:
             text = (
                 f"Error from Canister {cid}: Composite query cannot be called in replicated mode: "
@@ -431,11 +443,19 @@ def execute_response(
         return state, []
     callbacks = dict(state.callbacks)
     del callbacks[message.callback_id]
-    payload = message.response.data if isinstance(message.response, Reply) else message.response.message.encode()
-    transmission_refund = response_transmission_refund(env.fees, env.limits, len(payload), env.subnet_size)
+    payload = (
+        message.response.data
+        if isinstance(message.response, Reply)
+        else message.response.message.encode()
+    )
+    transmission_refund = response_transmission_refund(
+        env.fees, env.limits, len(payload), env.subnet_size
+    )
     wasm64 = _wasm64(state)
     limit = env.limits.max_instructions_per_message
-    exec_prepaid = cb.prepaid - response_transmission_refund(env.fees, env.limits, 0, env.subnet_size)
+    exec_prepaid = cb.prepaid - response_transmission_refund(
+        env.fees, env.limits, 0, env.subnet_size
+    )
     balance = state.cycles + message.refund + transmission_refund
     state = attrs.evolve(state, callbacks=callbacks, cycles=balance)
     cc = state.call_contexts.get(cb.call_context_id)
@@ -460,7 +480,10 @@ def execute_response(
         already_responded=cc.responded,
     )  # fmt: skip
     res = _run(state, cb.reply if is_reply else cb.reject, api, limit, keep=True)
-    refund = min(exec_prepaid, instructions_refund(env.fees, limit - res.used, env.subnet_size, wasm64=wasm64))
+    refund = min(
+        exec_prepaid,
+        instructions_refund(env.fees, limit - res.used, env.subnet_size, wasm64=wasm64),
+    )
     # the execution cost is covered by the prepayment made at call_perform time
     net = exec_prepaid - (exec_prepaid - refund)
     if res.trap is None:
@@ -468,7 +491,7 @@ def execute_response(
         state = _apply_effects(state, res, cb.call_context_id, outputs)
         return _finish_call_context(state, cb.call_context_id, outputs), outputs
     state = attrs.evolve(state, cycles=balance + net)
-    if cb.cleanup is not None:
+    if cb.cleanup is not None and state.runtime is not None:
         capi = SystemApi(
             ExecutionInput(Context.C, caller=_caller_of(cc.origin), reject_code=inp.reject_code),
             _view(state, env, time, state.cycles), state.runtime.stable, env.limits, env.fees, limit,
@@ -478,7 +501,9 @@ def execute_response(
             state = attrs.evolve(
                 state,
                 cycles=capi.balance,
-                global_timer=capi.global_timer if capi.global_timer is not None else state.global_timer,
+                global_timer=capi.global_timer
+                if capi.global_timer is not None
+                else state.global_timer,
                 version=state.version + 1,
             )
     del cid
@@ -520,7 +545,11 @@ def execute_heartbeat(
     Spec: interface spec §"Heartbeat".
     """
     rt = state.runtime
-    if rt is None or state.status is not CanisterStatus.RUNNING or not rt.has_system_method("canister_heartbeat"):
+    if (
+        rt is None
+        or state.status is not CanisterStatus.RUNNING
+        or not rt.has_system_method("canister_heartbeat")
+    ):
         return state, []
     return _execute_task(state, "canister_heartbeat", time, env)
 
@@ -529,7 +558,7 @@ def _execute_task(
     state: CanisterState, export: str, time: int, env: ExecutionEnvironment
 ) -> tuple[CanisterState, list[Output]]:
     rt = state.runtime
-    assert rt is not None  # noqa: S101 - checked by callers
+    assert rt is not None
     limit = env.limits.max_instructions_per_message
     wasm64 = rt.is_wasm64()
     prepay = execution_cost(env.fees, limit, env.subnet_size, wasm64=wasm64)
@@ -544,10 +573,17 @@ def _execute_task(
         call_contexts={**state.call_contexts, cc_id: CallContext(SystemOrigin(export), 0)},
     )
     api = SystemApi(
-        ExecutionInput(Context.T), _view(state, env, time, balance), rt.stable, env.limits, env.fees, limit
+        ExecutionInput(Context.T),
+        _view(state, env, time, balance),
+        rt.stable,
+        env.limits,
+        env.fees,
+        limit,
     )
     res = _run(state, export, api, limit, keep=True)
-    refund = min(prepay, instructions_refund(env.fees, limit - res.used, env.subnet_size, wasm64=wasm64))
+    refund = min(
+        prepay, instructions_refund(env.fees, limit - res.used, env.subnet_size, wasm64=wasm64)
+    )
     outputs: list[Output] = []
     if res.trap is not None:
         contexts = dict(state.call_contexts)
@@ -589,7 +625,11 @@ def execute_query(
             )
         )
     if state.status is not CanisterStatus.RUNNING:
-        code = ErrorCode.CANISTER_STOPPED if state.status is CanisterStatus.STOPPED else ErrorCode.CANISTER_STOPPING
+        code = (
+            ErrorCode.CANISTER_STOPPED
+            if state.status is CanisterStatus.STOPPED
+            else ErrorCode.CANISTER_STOPPING
+        )
         return reject_of(CanisterError.of(code, f"Canister {cid} is {state.status.name.lower()}"))
     kind = rt.method_kind(method_name)
     if kind not in ("query", "composite_query"):
@@ -624,7 +664,12 @@ def execute_query(
 
 
 def inspect_message(
-    state: CanisterState, sender: bytes, method_name: str, arg: bytes, time: int, env: ExecutionEnvironment
+    state: CanisterState,
+    sender: bytes,
+    method_name: str,
+    arg: bytes,
+    time: int,
+    env: ExecutionEnvironment,
 ) -> CanisterError | None:
     """Run ``canister_inspect_message``; return None if accepted, else the reject.
 
@@ -713,7 +758,9 @@ def install_code(
     """
     cid = canister_text(state.canister_id)
     if mode not in ("install", "reinstall", "upgrade"):
-        raise CanisterError.of(ErrorCode.INVALID_MANAGEMENT_PAYLOAD, f"invalid install mode {mode!r}")
+        raise CanisterError.of(
+            ErrorCode.INVALID_MANAGEMENT_PAYLOAD, f"invalid install mode {mode!r}"
+        )
     if mode == "install" and state.runtime is not None:
         raise CanisterError.of(
             ErrorCode.CANISTER_NON_EMPTY,
@@ -744,7 +791,10 @@ def install_code(
                     f"Error from Canister {cid}: Missing upgrade option: Enhanced orthogonal "
                     "persistence requires the `wasm_memory_persistence` upgrade option.",
                 )
-            if upgrade.keep_wasm_memory and EOP_SECTION not in compiled.parsed.public_custom_sections():
+            if (
+                upgrade.keep_wasm_memory
+                and EOP_SECTION not in compiled.parsed.public_custom_sections()
+            ):
                 raise CanisterError.of(
                     ErrorCode.CANISTER_CONTRACT_VIOLATION,
                     f"Error from Canister {cid}: Invalid upgrade option: The `wasm_memory_persistence: "

@@ -18,6 +18,7 @@ import attrs
 
 from icp.candid import (
     Blob,
+    Bool,
     CandidError,
     Nat,
     Nat8,
@@ -26,10 +27,9 @@ from icp.candid import (
     Opt,
     PrincipalType,
     Record,
+    Text,
     Variant,
     Vec,
-    Bool,
-    Text,
     decode,
     encode,
 )
@@ -73,7 +73,9 @@ DefiniteSettingsT = Record(
     }
 )
 CanisterIdRecord = Record({"canister_id": PrincipalType})
-CreateCanisterArgs = Record({"settings": Opt(CanisterSettingsT), "sender_canister_version": Opt(Nat64)})
+CreateCanisterArgs = Record(
+    {"settings": Opt(CanisterSettingsT), "sender_canister_version": Opt(Nat64)}
+)
 ProvisionalCreateArgs = Record(
     {
         "amount": Opt(Nat),
@@ -106,7 +108,11 @@ InstallCodeArgs = Record(
     }
 )
 UpdateSettingsArgs = Record(
-    {"canister_id": PrincipalType, "settings": CanisterSettingsT, "sender_canister_version": Opt(Nat64)}
+    {
+        "canister_id": PrincipalType,
+        "settings": CanisterSettingsT,
+        "sender_canister_version": Opt(Nat64),
+    }
 )
 TopUpArgs = Record({"canister_id": PrincipalType, "amount": Nat})
 CanisterStatusResult = Record(
@@ -187,7 +193,12 @@ def _apply_settings(
                 f"got {len(ctrls)}.",
             )
         changes["controllers"] = ctrls
-    for key in ("memory_allocation", "freezing_threshold", "reserved_cycles_limit", "wasm_memory_limit"):
+    for key in (
+        "memory_allocation",
+        "freezing_threshold",
+        "reserved_cycles_limit",
+        "wasm_memory_limit",
+    ):
         if raw.get(key) is not None:
             changes[key] = int(raw[key])
     if raw.get("compute_allocation") is not None:
@@ -203,7 +214,10 @@ def _apply_settings(
 def _allocate_id(subnet: SubnetExecutionState, specified: Principal | None) -> tuple[bytes, int]:
     if specified is not None:
         if specified.bytes in subnet.canisters:
-            raise _err(ErrorCode.INVALID_MANAGEMENT_PAYLOAD, f"Canister {specified.to_text()} is already installed.")
+            raise _err(
+                ErrorCode.INVALID_MANAGEMENT_PAYLOAD,
+                f"Canister {specified.to_text()} is already installed.",
+            )
         return specified.bytes, subnet.next_canister_index
     idx = max(subnet.next_canister_index, subnet.canister_range[0])
     while Principal.from_canister_index(idx).bytes in subnet.canisters:
@@ -276,7 +290,9 @@ def execute_management_call(
 
     if method == "raw_rand":
         if not from_canister:
-            raise _err(ErrorCode.CANISTER_REJECTED_MESSAGE, "raw_rand can only be called by canisters")
+            raise _err(
+                ErrorCode.CANISTER_REJECTED_MESSAGE, "raw_rand can only be called by canisters"
+            )
         if random_tape is None:
             raise _err(ErrorCode.CANISTER_REJECTED_MESSAGE, "no randomness source configured")
         return ManagementResult(subnet, encode([Blob], [random_tape()]), cycles)
@@ -294,11 +310,15 @@ def execute_management_call(
                 skip_pre_upgrade=bool(o.get("skip_pre_upgrade")),
                 keep_wasm_memory=keep is not None and "keep" in keep,
             )
-        st = install_code(st, mode_name, bytes(a["wasm_module"]), bytes(a["arg"]), caller, time, env, options)
+        st = install_code(
+            st, mode_name, bytes(a["wasm_module"]), bytes(a["arg"]), caller, time, env, options
+        )
         return ManagementResult(_with(subnet, st), EMPTY_REPLY, cycles)
 
     if method == "uninstall_code":
-        a = _decode(arg, Record({"canister_id": PrincipalType, "sender_canister_version": Opt(Nat64)}))
+        a = _decode(
+            arg, Record({"canister_id": PrincipalType, "sender_canister_version": Opt(Nat64)})
+        )
         st = _target(subnet, a["canister_id"])
         _require_controller(st, caller)
         st, _ = uninstall_code(st)
@@ -365,8 +385,8 @@ def execute_management_call(
         if method == "start_canister":
             st = attrs.evolve(st, status=CanisterStatus.RUNNING, version=st.version + 1)
         elif method == "stop_canister":
-            status = CanisterStatus.STOPPED if not st.call_contexts else CanisterStatus.STOPPING
-            st = attrs.evolve(st, status=status, version=st.version + 1)
+            new_status = CanisterStatus.STOPPED if not st.call_contexts else CanisterStatus.STOPPING
+            st = attrs.evolve(st, status=new_status, version=st.version + 1)
         else:
             if st.status is not CanisterStatus.STOPPED:
                 raise _err(
@@ -390,4 +410,6 @@ def execute_management_call(
         st = attrs.evolve(st, cycles=min(MAX_CYCLES, st.cycles + int(a["amount"])))
         return ManagementResult(_with(subnet, st), EMPTY_REPLY, cycles)
 
-    raise _err(ErrorCode.UNKNOWN_MANAGEMENT_MESSAGE, f"Management canister has no method '{method}'")
+    raise _err(
+        ErrorCode.UNKNOWN_MANAGEMENT_MESSAGE, f"Management canister has no method '{method}'"
+    )

@@ -86,7 +86,9 @@ class PywasmInstance:
         for _, name, tidx in self._im.parsed.imports:
             ft = self._im.parsed.types[tidx]
             t = pywasm.core.FuncType([_VT[p]() for p in ft.params], [_VT[p]() for p in ft.results])
-            rt.imports.setdefault("ic0", {})[name] = rt.allocate_func_host(t, self._host(name, ft.results))
+            rt.imports.setdefault("ic0", {})[name] = rt.allocate_func_host(
+                t, self._host(name, ft.results)
+            )
         self._rt = rt
         try:
             self._inst = rt.instance(module.desc)
@@ -96,7 +98,9 @@ class PywasmInstance:
             raise InvalidWasm(f"Wasm module instantiation failed: {exc}") from exc
         self._mem = self._export_mem("__icp_mem")
         self._counter = rt.exported_global(self._inst, "__icp_instr")
-        self._globals = [(i, rt.exported_global(self._inst, f"__icp_g{i}")) for i, _ in self._im.mutable_globals]
+        self._globals = [
+            (i, rt.exported_global(self._inst, f"__icp_g{i}")) for i, _ in self._im.mutable_globals
+        ]
 
     def _export_mem(self, name: str) -> Any:
         if not any(e.name == name for e in self._inst.exps):
@@ -172,9 +176,13 @@ class PywasmInstance:
         """Whether ``name`` is exported."""
         return name in self._exports
 
-    def run(self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int) -> int:
+    def run(
+        self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
+    ) -> int:
         """Run an export."""
-        addr = next((e.data.data for e in self._inst.exps if e.name == export and e.data.kind == 0), None)
+        addr = next(
+            (e.data.data for e in self._inst.exps if e.name == export and e.data.kind == 0), None
+        )
         if addr is None:
             raise WasmTrap(TrapKind.CONTRACT_VIOLATION, f"function {export!r} is not exported")
         return self._invoke(addr, args, api, instruction_limit)
@@ -195,7 +203,9 @@ class PywasmInstance:
         self.set_remaining(limit)
         self._api = api
         func = self._rt.machine.store.func[addr]
-        vals = [pywasm.core.ValInst.from_all(t, a) for t, a in zip(func.type.args, args, strict=True)]
+        vals = [
+            pywasm.core.ValInst.from_all(t, a) for t, a in zip(func.type.args, args, strict=True)
+        ]
         grow_before = self.size()
         try:
             self._rt.machine.invocate(addr, vals)
@@ -232,7 +242,10 @@ class PywasmInstance:
         """Full copy of heap and globals."""
         return InstanceState(
             bytes(self._mem.data) if self._mem is not None else b"",
-            tuple((i, int.from_bytes(bytes(g.data.data[:8]).ljust(8, b"\0"), "little")) for i, g in self._globals),
+            tuple(
+                (i, int.from_bytes(bytes(g.data.data[:8]).ljust(8, b"\0"), "little"))
+                for i, g in self._globals
+            ),
         )
 
     def restore(self, state: InstanceState) -> None:

@@ -45,7 +45,11 @@ class Router:
     """Drive one subnet's execution in process (deterministic)."""
 
     def __init__(
-        self, env: ExecutionEnvironment, *, time: int = 1_700_000_000_000_000_000, seed: bytes = b"icp"
+        self,
+        env: ExecutionEnvironment,
+        *,
+        time: int = 1_700_000_000_000_000_000,
+        seed: bytes = b"icp",
     ) -> None:
         self.env = env
         self.time = time
@@ -73,7 +77,9 @@ class Router:
         return hashlib.sha256(self._seed + self._rand_counter.to_bytes(8, "big")).digest()
 
     # ---- submission --------------------------------------------------------
-    def submit(self, sender: bytes, receiver: bytes, method: str, arg: bytes, size_bytes: int = 0) -> bytes:
+    def submit(
+        self, sender: bytes, receiver: bytes, method: str, arg: bytes, size_bytes: int = 0
+    ) -> bytes:
         """Enqueue an ingress message; return its message id."""
         self._msg_counter += 1
         mid = hashlib.sha256(b"ingress" + self._msg_counter.to_bytes(8, "big")).digest()
@@ -91,7 +97,11 @@ class Router:
         st = self.subnet.canisters.get(receiver)
         if st is None:
             return reject_of(
-                CanisterError(RejectCode.DESTINATION_INVALID, "Canister not found", ErrorCode.CANISTER_NOT_FOUND)
+                CanisterError(
+                    RejectCode.DESTINATION_INVALID,
+                    "Canister not found",
+                    ErrorCode.CANISTER_NOT_FOUND,
+                )
             )
         return execute_query(st, sender, method, arg, self.time, self.env)
 
@@ -147,7 +157,11 @@ class Router:
 
         if isinstance(msg, CanisterRequest):
             self._route(
-                [CanisterResponse(msg.sender, MANAGEMENT, msg.callback_id, Reply(res.reply), res.refund)]
+                [
+                    CanisterResponse(
+                        msg.sender, MANAGEMENT, msg.callback_id, Reply(res.reply), res.refund
+                    )
+                ]
             )
         else:
             self._route([IngressResult(msg.message_id, Reply(res.reply))])

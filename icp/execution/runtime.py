@@ -31,7 +31,9 @@ from icp.execution.system_api import SystemApi
 class WasmRuntime:
     """A Wasm canister: engine instance + stable memory."""
 
-    def __init__(self, module_hash: bytes, instance: WasmInstance, parsed: Any, stable: StableMemory):
+    def __init__(
+        self, module_hash: bytes, instance: WasmInstance, parsed: Any, stable: StableMemory
+    ):
         self.module_hash = module_hash
         self.instance = instance
         self.parsed = parsed
@@ -47,7 +49,9 @@ class WasmRuntime:
 
     def has_system_method(self, export: str) -> bool:
         """Whether a system entry point such as ``canister_init`` is exported."""
-        return export in self._exports or (export == "__icp_start" and self.parsed.start is not None)
+        return export in self._exports or (
+            export == "__icp_start" and self.parsed.start is not None
+        )
 
     def run(self, export: str, args: tuple[int, ...], api: SystemApi, limit: int) -> int:
         """Run an export."""
@@ -280,7 +284,9 @@ class PythonCanister:
 
     def code_hash(self) -> bytes:
         """A stable identifier of the code (class qualified name)."""
-        return hashlib.sha256(f"python:{type(self).__module__}.{type(self).__qualname__}".encode()).digest()
+        return hashlib.sha256(
+            f"python:{type(self).__module__}.{type(self).__qualname__}".encode()
+        ).digest()
 
 
 class PythonRuntime:

@@ -68,7 +68,14 @@ MAX_CUSTOM_SECTIONS_SIZE = 1_048_576
 
 I32, I64, F32, F64, V128, FUNCREF, EXTERNREF = 0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F
 _VALTYPES = {I32, I64, F32, F64, FUNCREF, EXTERNREF}
-_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", FUNCREF: "funcref", EXTERNREF: "externref"}
+_NAMES = {
+    I32: "i32",
+    I64: "i64",
+    F32: "f32",
+    F64: "f64",
+    FUNCREF: "funcref",
+    EXTERNREF: "externref",
+}
 
 SYSTEM_ENTRY_POINTS = frozenset(
     {
@@ -264,9 +271,7 @@ def _blocktype(r: _Reader) -> None:
     r.s(33)
 
 
-_NO_IMM = frozenset(
-    [0x00, 0x01, 0x05, 0x0B, 0x0F, 0x1A, 0x1B, 0xD1, *range(0x45, 0xC5)]
-)
+_NO_IMM = frozenset([0x00, 0x01, 0x05, 0x0B, 0x0F, 0x1A, 0x1B, 0xD1, *range(0x45, 0xC5)])
 _U32_IMM = frozenset([0x0C, 0x0D, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0xD2])
 _ZERO_COST = frozenset([0x00, 0x01, 0x02, 0x03, 0x05, 0x0B, 0x0F, 0x1A])
 _SEGMENT_END = frozenset([0x00, 0x02, 0x03, 0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11])
@@ -551,7 +556,9 @@ def validate_module(m: ParsedModule, system_api: SignatureTable) -> None:
             raise InvalidWasm(f"export {name!r} must be a function")
         tidx = m.imports[idx][2] if idx < len(m.imports) else m.functions[idx - len(m.imports)]
         if m.types[tidx] != FuncType((), ()):
-            raise InvalidWasm(f"Wasm module has an invalid export: {name!r} must have type () -> ()")
+            raise InvalidWasm(
+                f"Wasm module has an invalid export: {name!r} must have type () -> ()"
+            )
         if name in SYSTEM_ENTRY_POINTS:
             continue
         for prefix in METHOD_PREFIXES:
@@ -566,7 +573,7 @@ def validate_module(m: ParsedModule, system_api: SignatureTable) -> None:
                 methods[method] = prefix.strip()
                 break
         else:
-            raise InvalidWasm(f"Exporting reserved function {name!r} with \"canister_\" prefix")
+            raise InvalidWasm(f'Exporting reserved function {name!r} with "canister_" prefix')
     if n_exported > MAX_EXPORTED_FUNCTIONS:
         raise InvalidWasm(
             f"Wasm module exports {n_exported} functions which exceeds the maximum number "
@@ -595,7 +602,9 @@ def validate_module(m: ParsedModule, system_api: SignatureTable) -> None:
                 total += len(short) + len(c)
                 break
         else:
-            raise InvalidWasm(f"Invalid custom section {n!r}: 'icp:' must be followed by 'public ' or 'private '")
+            raise InvalidWasm(
+                f"Invalid custom section {n!r}: 'icp:' must be followed by 'public ' or 'private '"
+            )
     if total > MAX_CUSTOM_SECTIONS_SIZE:
         raise InvalidWasm(
             f"Wasm module custom sections total {total} bytes which exceeds the maximum "
@@ -623,7 +632,14 @@ def _global_set_code(counter: int, cost: int, check: bool) -> bytes:
     code = b"\x23" + uleb(counter) + b"\x42" + sleb(cost) + b"\x7d"  # get; const; i64.sub
     if check:
         # tee; i64.const 0; i64.lt_s; if; unreachable; end
-        return code + b"\x24" + uleb(counter) + b"\x23" + uleb(counter) + b"\x42\x00\x53\x04\x40\x00\x0b"
+        return (
+            code
+            + b"\x24"
+            + uleb(counter)
+            + b"\x23"
+            + uleb(counter)
+            + b"\x42\x00\x53\x04\x40\x00\x0b"
+        )
     return code + b"\x24" + uleb(counter)
 
 
@@ -649,7 +665,7 @@ def instrument(
     span_f = n_imp + n_def
     mark_f = span_f + 1
     bytemap_pages = max(1, max_heap_bytes // PAGE_SIZE)
-    A = I64 if mem64 else I32  # noqa: N806 - address type, as in the spec's "I"
+    A = I64 if mem64 else I32
     to64 = b"" if mem64 else b"\xad"  # i64.extend_i32_u
     sections = dict(m.sections)  # last one wins; customs dropped below
 
@@ -806,7 +822,8 @@ def _span_body(mark_f: int) -> bytes:
         b"\x20\x00\x42\x0c\x88\x21\x02"  # p = start >> 12
         b"\x20\x00\x20\x01\x7c\x42\x01\x7d\x42\x0c\x88\x21\x03"  # e = (start+len-1) >> 12
         b"\x03\x40"  # loop
-        b"\x20\x02\x10" + uleb(mark_f)  # call $mark(p)
+        b"\x20\x02\x10"
+        + uleb(mark_f)  # call $mark(p)
         + b"\x20\x02\x42\x01\x7c\x22\x02\x20\x03\x58\x0d\x00"  # p += 1; br_if p <= e
         b"\x0b\x0b"
     )

@@ -73,9 +73,7 @@ class WasmtimeEngine:
 
     name = "wasmtime"
 
-    def __init__(
-        self, max_wasm32_bytes: int = 4 << 30, max_wasm64_bytes: int = 6 << 30
-    ) -> None:
+    def __init__(self, max_wasm32_bytes: int = 4 << 30, max_wasm64_bytes: int = 6 << 30) -> None:
         self.engine = wasmtime.Engine(make_engine_config())
         self.max_wasm32 = max_wasm32_bytes
         self.max_wasm64 = max_wasm64_bytes
@@ -141,8 +139,12 @@ class WasmtimeInstance:
         imports: list[wasmtime.Func] = []
         for _, name, tidx in self._im.parsed.imports:
             ft = self._im.parsed.types[tidx]
-            params = [wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.params]
-            results = [wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.results]
+            params = [
+                wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.params
+            ]
+            results = [
+                wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.results
+            ]
             imports.append(
                 wasmtime.Func(store, wasmtime.FuncType(params, results), self._host(name))
             )
@@ -162,9 +164,7 @@ class WasmtimeInstance:
         self._bytemap: wasmtime.Memory | None = ex.get("__icp_bytemap")  # type: ignore[assignment]
         self._journal: wasmtime.Memory | None = ex.get("__icp_journal")  # type: ignore[assignment]
         self._table: wasmtime.Table | None = ex.get("__icp_table")  # type: ignore[assignment]
-        self._globals = [
-            (idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals
-        ]
+        self._globals: list[tuple[int, Any]] = [(idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals]
 
     def _host(self, name: str) -> Any:
         binding = self._binding
@@ -184,14 +184,16 @@ class WasmtimeInstance:
 
     def read(self, addr: int, size: int) -> bytes:
         """Read heap bytes (GuestMemory)."""
-        assert self._mem is not None  # noqa: S101 - guarded by SystemApi._mem
+        assert self._mem is not None
         if size == 0:
             return b""
-        return ctypes.string_at(ctypes.addressof(self._mem.data_ptr(self._store).contents) + addr, size)
+        return ctypes.string_at(
+            ctypes.addressof(self._mem.data_ptr(self._store).contents) + addr, size
+        )
 
     def write(self, addr: int, data: bytes) -> None:
         """Write heap bytes, journaling touched pages first (GuestMemory)."""
-        assert self._mem is not None  # noqa: S101
+        assert self._mem is not None
         if not data:
             return
         if self._in_tx:
@@ -311,7 +313,9 @@ class WasmtimeInstance:
         """Whether the original module exports function ``name``."""
         return name in self._exports or (name == "__icp_start" and "__icp_start" in self._ex)
 
-    def run(self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int) -> int:
+    def run(
+        self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
+    ) -> int:
         """Run an exported function; return instructions used or raise ``WasmTrap``."""
         func = self._ex.get(export)
         if not isinstance(func, wasmtime.Func):
@@ -375,7 +379,9 @@ class WasmtimeInstance:
     def snapshot(self) -> InstanceState:
         """Full copy of heap and mutable globals."""
         heap = self.read(0, self.size()) if self.size() else b""
-        return InstanceState(heap, tuple((i, _bits(g.value(self._store))) for i, g in self._globals))
+        return InstanceState(
+            heap, tuple((i, _bits(g.value(self._store))) for i, g in self._globals)
+        )
 
     def restore(self, state: InstanceState) -> None:
         """Overwrite heap and globals from ``state``."""

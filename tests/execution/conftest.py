@@ -59,19 +59,34 @@ class Harness:
         """Create a canister controlled by USER via the management canister."""
         arg = encode(
             [ProvisionalCreateArgs],
-            [{"amount": cycles, "settings": None, "specified_id": None, "sender_canister_version": None}],
+            [
+                {
+                    "amount": cycles,
+                    "settings": None,
+                    "specified_id": None,
+                    "sender_canister_version": None,
+                }
+            ],
         )
         rep = self.router.update(USER, b"", "provisional_create_canister_with_cycles", arg)
         assert isinstance(rep, Reply), rep
         return bytes(decode(rep.data, [CanisterIdRecord])[0]["canister_id"].bytes)
 
     def install(
-        self, cid: bytes, wasm: bytes, mode: str = "install", arg: bytes | None = None, keep: bool = False
+        self,
+        cid: bytes,
+        wasm: bytes,
+        mode: str = "install",
+        arg: bytes | None = None,
+        keep: bool = False,
     ) -> Response:
         """Install code via the management canister; return the response."""
         m: dict[str, object]
         if mode == "upgrade":
-            opts = {"skip_pre_upgrade": None, "wasm_memory_persistence": {"keep": None} if keep else None}
+            opts = {
+                "skip_pre_upgrade": None,
+                "wasm_memory_persistence": {"keep": None} if keep else None,
+            }
             m = {"upgrade": opts}
         else:
             m = {mode: None}

@@ -19,7 +19,9 @@ def u64(rep: object) -> int:
     return int.from_bytes(rep.data[:8], "little")
 
 
-def test_motoko_counter_update_query_and_trap_rollback(harness, motoko: Callable[[str], bytes]) -> None:
+def test_motoko_counter_update_query_and_trap_rollback(
+    harness, motoko: Callable[[str], bytes]
+) -> None:
     c = harness.deploy(motoko("counter"))
     assert nat(harness.update(c, "inc")) == 1
     assert nat(harness.update(c, "add", encode([Nat], [41]))) == 42
@@ -50,12 +52,16 @@ def test_motoko_inter_canister_calls(harness, motoko: Callable[[str], bytes]) ->
     assert nat(harness.query(caller, "get_calls")) == 3
 
 
-def test_motoko_token_insufficient_funds_rolls_back(harness, motoko: Callable[[str], bytes]) -> None:
+def test_motoko_token_insufficient_funds_rolls_back(
+    harness, motoko: Callable[[str], bytes]
+) -> None:
     tok = harness.deploy(motoko("token"))
     me = Principal.from_bytes(harness.user)
     other = Principal.from_canister_index(77)
     assert nat(harness.update(tok, "mint", encode([Nat], [100]))) == 100
-    assert isinstance(harness.update(tok, "transfer", encode([PrincipalType, Nat], [other, 30])), Reply)
+    assert isinstance(
+        harness.update(tok, "transfer", encode([PrincipalType, Nat], [other, 30])), Reply
+    )
     rej = harness.update(tok, "transfer", encode([PrincipalType, Nat], [other, 500]))
     assert isinstance(rej, Reject) and "insufficient funds" in rej.message
     assert nat(harness.query(tok, "balance_of", encode([PrincipalType], [me]))) == 70
@@ -86,7 +92,9 @@ def test_motoko_timer_fires(harness, motoko: Callable[[str], bytes]) -> None:
     assert nat(harness.query(c, "get")) >= 2
 
 
-def test_motoko_infinite_loop_is_stopped_and_state_kept(harness, motoko: Callable[[str], bytes]) -> None:
+def test_motoko_infinite_loop_is_stopped_and_state_kept(
+    harness, motoko: Callable[[str], bytes]
+) -> None:
     c = harness.deploy(motoko("hostile"))
     before = harness.router.canister(c).cycles
     rej = harness.update(c, "spin")
@@ -125,7 +133,9 @@ def test_wat_reply_rules_and_queries_discard_changes(harness, wat_counter: bytes
     rej = harness.update(c, "reject")
     assert isinstance(rej, Reject) and rej.code == 4 and rej.message == "no thanks"
     bad = harness.query(c, "reply_in_init_ctx_misuse")
-    assert isinstance(bad, Reject) and "cannot be executed in non replicated query mode" in bad.message
+    assert (
+        isinstance(bad, Reject) and "cannot be executed in non replicated query mode" in bad.message
+    )
 
 
 def test_wat_memory_bomb_hits_wasm_memory_limit(engine, wat_counter: bytes) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from icp import Principal
 from icp.candid import Record, decode, encode
-from icp.execution.management import CanisterIdRecord, CanisterStatusResult, TopUpArgs, UpdateSettingsArgs
+from icp.execution.management import (
+    CanisterIdRecord,
+    CanisterStatusResult,
+    TopUpArgs,
+    UpdateSettingsArgs,
+)
 from icp.execution.system_api import Reject, Reply
 
 
@@ -15,7 +20,9 @@ def _id(cid: bytes) -> bytes:
 def test_status_settings_and_controllers(harness, wat_counter: bytes) -> None:  # type: ignore[no-untyped-def]
     cid = harness.deploy(wat_counter)
     r = harness.router
-    st = decode(r.update(harness.user, b"", "canister_status", _id(cid)).data, [CanisterStatusResult])[0]
+    st = decode(
+        r.update(harness.user, b"", "canister_status", _id(cid)).data, [CanisterStatusResult]
+    )[0]
     assert st["status"] == {"running": None}
     assert st["settings"]["controllers"] == [Principal.from_bytes(harness.user)]
     assert st["module_hash"] is not None and len(st["module_hash"]) == 32

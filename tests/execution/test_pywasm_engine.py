@@ -39,7 +39,14 @@ def run_script(engine: object, wasm: bytes) -> tuple[list[tuple[object, ...]], o
     for ctx, export, arg in SCRIPT:
         if not inst.has_export(export) and export != "__icp_start":
             continue
-        api = SystemApi(ExecutionInput(ctx, caller=b"\x04", arg=arg), VIEW, stable, ExecutionLimits(), FeeSchedule(), 10**9)
+        api = SystemApi(
+            ExecutionInput(ctx, caller=b"\x04", arg=arg),
+            VIEW,
+            stable,
+            ExecutionLimits(),
+            FeeSchedule(),
+            10**9,
+        )
         inst.begin()
         stable.begin()
         try:
@@ -73,7 +80,9 @@ def test_pywasm_rejects_memory64(motoko) -> None:  # type: ignore[no-untyped-def
 def test_pywasm_instruction_limit(wat_counter: bytes) -> None:
     eng = PywasmEngine()
     inst = eng.instantiate(eng.compile(wat_counter), 0)
-    api = SystemApi(ExecutionInput(Context.U), VIEW, StableMemory(), ExecutionLimits(), FeeSchedule(), 5_000)
+    api = SystemApi(
+        ExecutionInput(Context.U), VIEW, StableMemory(), ExecutionLimits(), FeeSchedule(), 5_000
+    )
     inst.begin()
     with pytest.raises(WasmTrap, match="exceeded the limit of 5000"):
         inst.run("canister_update spin", (), api, 5_000)

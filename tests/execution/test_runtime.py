@@ -41,7 +41,9 @@ def test_python_canister_semantics(harness) -> None:  # type: ignore[no-untyped-
     assert isinstance(rej, Reject) and rej.error_code == "IC0503"
     assert harness.query(cid, "get") == Reply((1).to_bytes(8, "little"))
     bad = harness.query(cid, "bad_certify")
-    assert isinstance(bad, Reject) and "cannot be executed in non replicated query mode" in bad.message
+    assert (
+        isinstance(bad, Reject) and "cannot be executed in non replicated query mode" in bad.message
+    )
     assert r.canister(cid).cycles < 10**14  # charged deterministically
     snap = r.canister(cid).runtime.snapshot()
     assert Counter().decode_state(snap.heap) == 1

@@ -23,11 +23,16 @@ def wat(text: str) -> bytes:
         (b"\x00asm\x01\x00\x00\x00\x01\x05\x01\x60", "unexpected end"),
         (wat('(module (import "env" "foo" (func)))'), "not exported by the runtime"),
         (wat('(module (import "ic0" "msg_reply" (func (param i32))))'), "incorrect signature"),
-        (wat('(module (import "ic0" "stable_size" (func (result i32))) (memory i64 1))'), "not exported"),
-        (wat("(module (memory 1) (func (export \"canister_bogus\")))"), "reserved function"),
+        (
+            wat('(module (import "ic0" "stable_size" (func (result i32))) (memory i64 1))'),
+            "not exported",
+        ),
+        (wat('(module (memory 1) (func (export "canister_bogus")))'), "reserved function"),
         (wat('(module (func (export "canister_update f") (param i32)))'), "() -> ()"),
         (
-            wat('(module (func $f) (export "canister_update m" (func $f)) (export "canister_query m" (func $f)))'),
+            wat(
+                '(module (func $f) (export "canister_update m" (func $f)) (export "canister_query m" (func $f)))'
+            ),
             "Duplicate function",
         ),
         (wat("(module " + "(global i32 (i32.const 0))" * 1001 + ")"), "1001 globals"),
