@@ -721,7 +721,10 @@ def _principal(text: str) -> PrincipalId:
 
 
 def parse_nodes(src: str, env: dict[str, Rec] | None = None) -> list[Node]:
-    """Parse a textual argument list ``( v, ... )`` into untyped nodes."""
+    """Parse a textual argument list ``( v, ... )`` into untyped nodes.
+
+    Spec: Candid spec §"Values".
+    """
     p = _ValueParser(src, dict(env or {}))
     out = p.args()
     if p.tok.kind != "eof":
@@ -741,7 +744,10 @@ def parse_args(src: str, types: Sequence[Type] | None = None) -> list[Any]:
 
 
 def parse_value(src: str, typ: Type | None = None) -> Any:
-    """Parse one value, e.g. ``"record { a = 1 : nat }"``; at ``typ`` if given."""
+    """Parse one value, e.g. ``"record { a = 1 : nat }"``; at ``typ`` if given.
+
+    Spec: Candid spec §"Values" (``<annval>``).
+    """
     p = _ValueParser(src)
     node = p.annval()
     if p.tok.kind != "eof":
@@ -750,7 +756,10 @@ def parse_value(src: str, typ: Type | None = None) -> Any:
 
 
 def annotate_args(nodes: Sequence[Node], types: Sequence[Type]) -> list[Any]:
-    """Read textual arguments at a type sequence (extra ignored, missing optional null)."""
+    """Read textual arguments at a type sequence (extra ignored, missing optional null).
+
+    Spec: Candid spec §"Coercion" — §"Tuple types".
+    """
     out: list[Any] = []
     for i, t in enumerate(types):
         if i < len(nodes):
@@ -763,7 +772,11 @@ def annotate_args(nodes: Sequence[Node], types: Sequence[Type]) -> list[Any]:
 
 
 def infer(node: Node) -> Any:
-    """Return the Python value of an untyped node, choosing the obvious type."""
+    """Return the Python value of an untyped node, choosing the obvious type.
+
+    Numbers become ``int``/``float``, records with ids 0..n-1 tuples, others dicts.
+    Spec: Candid spec §"Values" (values without a type annotation).
+    """
     k, v = node
     if k in ("nat", "int", "float", "bool", "null", "principal", "service", "func"):
         return v
@@ -918,7 +931,10 @@ def _describe(node: Node) -> str:
 
 
 def type_to_text(typ: Type, _top: bool = True) -> str:
-    """Print a type in Candid syntax; named knots print by name below the top."""
+    """Print a type in Candid syntax; named knots print by name below the top.
+
+    Spec: Candid spec §"Core Grammar" and its syntactic shorthands.
+    """
     if isinstance(typ, Rec):
         if not _top or typ.target is None:
             return typ.name or "μ"
@@ -1029,7 +1045,10 @@ def to_text(value: Any, typ: Type) -> str:
 
 
 def args_to_text(values: Sequence[Any], types: Sequence[Type]) -> str:
-    """Print an argument list ``(v1, v2)``."""
+    """Print an argument list ``(v1, v2)``.
+
+    Spec: Candid spec §"Values" (``<arg> ::= ( <annval>,* )``).
+    """
     if len(values) != len(types):
         raise CandidError(f"{len(types)} types but {len(values)} values")
     return "(" + ", ".join(_print(v, t, 0) for v, t in zip(values, types, strict=True)) + ")"
