@@ -802,7 +802,9 @@ def install_code(
                     "enhanced orthogonal persistence.",
                 )
         instance = env.engine.instantiate(compiled, state.settings.wasm_memory_limit)
-        new_rt = WasmRuntime(compiled.module_hash, instance, compiled.parsed, stable)
+        new_rt = WasmRuntime(
+            compiled.module_hash, instance, compiled.parsed, stable, bytes(wasm_or_code)
+        )
     used_total = 0
     if mode == "upgrade" and old is not None:
         old.begin()

@@ -32,8 +32,14 @@ class WasmRuntime:
     """A Wasm canister: engine instance + stable memory."""
 
     def __init__(
-        self, module_hash: bytes, instance: WasmInstance, parsed: Any, stable: StableMemory
+        self,
+        module_hash: bytes,
+        instance: WasmInstance,
+        parsed: Any,
+        stable: StableMemory,
+        wasm: bytes = b"",
     ):
+        self.wasm = wasm  # the module as installed (for checkpoints)
         self.module_hash = module_hash
         self.instance = instance
         self.parsed = parsed

@@ -164,7 +164,9 @@ class WasmtimeInstance:
         self._bytemap: wasmtime.Memory | None = ex.get("__icp_bytemap")  # type: ignore[assignment]
         self._journal: wasmtime.Memory | None = ex.get("__icp_journal")  # type: ignore[assignment]
         self._table: wasmtime.Table | None = ex.get("__icp_table")  # type: ignore[assignment]
-        self._globals: list[tuple[int, Any]] = [(idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals]
+        self._globals: list[tuple[int, Any]] = [
+            (idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals
+        ]
 
     def _host(self, name: str) -> Any:
         binding = self._binding
