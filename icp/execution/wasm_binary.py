@@ -686,12 +686,12 @@ def instrument(
         ftype = types[m.functions[fi]]
         base = len(ftype.params) + nlocals
         # temporaries: a, s, n (address type), vi32, vi64, vf32, vf64, ti32
-        la, ls, ln, vi32, vi64, vf32, vf64, ti32 = range(base, base + 8)
+        la, ls, ln, vi32, vi64, vf32, vf64, ti32, s64 = range(base, base + 9)
         tmp_local = {I32: vi32, I64: vi64, F32: vf32, F64: vf64}
         if track:
             local_groups += [
                 b"\x03" + bytes([A]),
-                b"\x01\x7f", b"\x01\x7e", b"\x01\x7d", b"\x01\x7c", b"\x01\x7f",
+                b"\x01\x7f", b"\x01\x7e", b"\x01\x7d", b"\x01\x7c", b"\x01\x7f", b"\x01\x7e",
             ]  # fmt: skip
         out: list[bytes] = [b""]  # slot 0: entry charge
         seg_slot = 0
@@ -703,10 +703,17 @@ def instrument(
             op = ins.op
             if track and op in _STORE_SIZE and ins.memidx == 0:
                 v = tmp_local[_STORE_VALTYPE[op]]
+                size = _STORE_SIZE[op]
+                # fast path inline: both end pages already journaled -> no call
                 out.append(
                     b"\x21" + uleb(v) + b"\x22" + uleb(la) + to64
-                    + b"\x42" + sleb(_signed64(ins.offset)) + b"\x7c"
-                    + b"\x42" + sleb(_STORE_SIZE[op]) + b"\x10" + uleb(span_f)
+                    + b"\x42" + sleb(_signed64(ins.offset)) + b"\x7c" + b"\x22" + uleb(s64)
+                    + b"\x42\x0c\x88\xa7\x2d\x40\x01\x00"
+                    + b"\x20" + uleb(s64) + b"\x42" + sleb(size - 1) + b"\x7c"
+                    + b"\x42\x0c\x88\xa7\x2d\x40\x01\x00"
+                    + b"\x71\x45\x04\x40"
+                    + b"\x20" + uleb(s64) + b"\x42" + sleb(size) + b"\x10" + uleb(span_f)
+                    + b"\x0b"
                     + b"\x20" + uleb(la) + b"\x20" + uleb(v)
                 )  # fmt: skip
             elif track and op == 0xFC0B and ins.memidx == 0:  # memory.fill d v n
