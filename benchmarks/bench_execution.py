@@ -1,4 +1,4 @@
-"""Execution benchmarks: metered canister vs bare wasmtime, per-message overhead, heap-size flatness.
+"""Execution benchmarks: metered vs bare wasmtime, per-message overhead, heap-size flatness.
 
 Prints ratios against references measured in the same run:
 1. instructions/s of the WAT ``work`` loop through the executor (instrumented, metered,
@@ -77,7 +77,8 @@ def bench_instructions_per_second() -> None:
     f(store)  # type: ignore[operator]
     raw = time.perf_counter() - t
     print(
-        f"work loop (store-heavy): {used:,} instructions, metered {used / metered / 1e9:.2f} G instr/s, "
+        f"work loop (store-heavy): {used:,} instructions, "
+        f"metered {used / metered / 1e9:.2f} G instr/s, "
         f"bare {used / raw / 1e9:.2f} G instr/s, ratio metered/bare speed = {raw / metered:.2f}"
     )
 
@@ -121,7 +122,8 @@ def bench_per_message_overhead() -> None:
         inst._clear_marks(inst._dirty_list())
     raw = (time.perf_counter() - t) / k
     print(
-        f"motoko counter inc: executor {full * 1e6:.0f} us/msg, raw wasmtime call {raw * 1e6:.0f} us, "
+        f"motoko counter inc: executor {full * 1e6:.0f} us/msg, "
+        f"raw wasmtime call {raw * 1e6:.0f} us, "
         f"ratio {full / raw:.1f}x"
     )
 
@@ -144,7 +146,8 @@ def bench_heap_size_flatness() -> None:
             st, _ = execute_message(st, msg, 1, env)
         results[label] = (time.perf_counter() - t) / k
     print(
-        f"update on 1 MiB heap {results['1 MiB'] * 1e6:.0f} us, on 1 GiB heap {results['1 GiB'] * 1e6:.0f} us, "
+        f"update on 1 MiB heap {results['1 MiB'] * 1e6:.0f} us, "
+        f"on 1 GiB heap {results['1 GiB'] * 1e6:.0f} us, "
         f"ratio {results['1 GiB'] / results['1 MiB']:.2f}x"
     )
 
@@ -162,7 +165,8 @@ def bench_pywasm_vs_wasmtime() -> None:
     (tw, uw), (tp, up) = times["wasmtime"], times["pywasm"]
     assert uw == up
     print(
-        f"pywasm vs wasmtime on {uw:,} instructions: {tp * 1e3:.1f} ms vs {tw * 1e3:.3f} ms, ratio {tp / tw:.0f}x"
+        f"pywasm vs wasmtime on {uw:,} instructions: {tp * 1e3:.1f} ms vs {tw * 1e3:.3f} ms, "
+        f"ratio {tp / tw:.0f}x"
     )
 
 

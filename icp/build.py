@@ -28,7 +28,8 @@ _NODE_SCRIPT = r"""
 const path = require('path');
 const root = process.argv[1];
 const mo = require(path.join(root, 'node_modules', 'motoko'));
-mo.loadPackage(require(path.join(root, 'node_modules', 'motoko', 'packages', 'latest', 'core.json')));
+const pkg = path.join(root, 'node_modules', 'motoko', 'packages', 'latest', 'core.json');
+mo.loadPackage(require(pkg));
 let input = '';
 process.stdin.on('data', (d) => { input += d; });
 process.stdin.on('end', () => {
@@ -37,7 +38,9 @@ process.stdin.on('end', () => {
   let r;
   try { r = mo.wasm(req.entry, 'ic'); }
   catch (e) { process.stderr.write(String(e && e.message || e)); process.exit(2); }
-  if (!r || !r.wasm) { process.stderr.write(JSON.stringify(r && r.diagnostics || r)); process.exit(3); }
+  if (!r || !r.wasm) {
+    process.stderr.write(JSON.stringify(r && r.diagnostics || r)); process.exit(3);
+  }
   process.stdout.write(Buffer.from(r.wasm).toString('base64'));
 });
 """

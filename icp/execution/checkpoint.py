@@ -28,8 +28,8 @@ import attrs
 import cbor2
 
 from icp.execution.canister import (
-    CallContext,
     Callback,
+    CallContext,
     CanisterOrigin,
     CanisterSettings,
     CanisterState,

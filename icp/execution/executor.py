@@ -494,7 +494,8 @@ def execute_response(
     if cb.cleanup is not None and state.runtime is not None:
         capi = SystemApi(
             ExecutionInput(Context.C, caller=_caller_of(cc.origin), reject_code=inp.reject_code),
-            _view(state, env, time, state.cycles), state.runtime.stable, env.limits, env.fees, limit,
+            _view(state, env, time, state.cycles), state.runtime.stable, env.limits, env.fees,
+            limit,
         )  # fmt: skip
         cres = _run(state, cb.cleanup, capi, limit, keep=True)
         if cres.trap is None:
@@ -797,7 +798,8 @@ def install_code(
             ):
                 raise CanisterError.of(
                     ErrorCode.CANISTER_CONTRACT_VIOLATION,
-                    f"Error from Canister {cid}: Invalid upgrade option: The `wasm_memory_persistence: "
+                    f"Error from Canister {cid}: Invalid upgrade option: "
+                    "The `wasm_memory_persistence: "
                     "opt Keep` upgrade option requires that the new canister module supports "
                     "enhanced orthogonal persistence.",
                 )

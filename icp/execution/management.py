@@ -264,7 +264,8 @@ def execute_management_call(
             if not from_canister:
                 raise _err(
                     ErrorCode.CANISTER_REJECTED_MESSAGE,
-                    "create_canister can only be called by other canisters, not via ingress messages.",
+                    "create_canister can only be called by other canisters, "
+                    "not via ingress messages.",
                 )
             a = _decode(arg, CreateCanisterArgs)
             fee = scale_cost(env.fees, env.fees.canister_creation_fee, env.subnet_size)
@@ -391,7 +392,8 @@ def execute_management_call(
             if st.status is not CanisterStatus.STOPPED:
                 raise _err(
                     ErrorCode.CANISTER_NOT_STOPPED,
-                    f"Canister {canister_text(st.canister_id)} must be stopped before it is deleted.",
+                    f"Canister {canister_text(st.canister_id)} must be stopped "
+                    "before it is deleted.",
                 )
             canisters = dict(subnet.canisters)
             del canisters[st.canister_id]

@@ -333,7 +333,8 @@ class PythonRuntime:
         if used > limit:
             raise WasmTrap(
                 TrapKind.OUT_OF_INSTRUCTIONS,
-                f"Canister exceeded the limit of {limit} instructions for single message execution.",
+                f"Canister exceeded the limit of {limit} instructions "
+                "for single message execution.",
             )
         return used
 

@@ -31,7 +31,8 @@ def test_status_settings_and_controllers(harness, wat_counter: bytes) -> None:  
     assert isinstance(rej, Reject) and rej.error_code == "IC0512"
     upd = encode(
         [UpdateSettingsArgs],
-        [{"canister_id": Principal.from_bytes(cid), "settings": {"freezing_threshold": 42, "controllers": None,
+        [{"canister_id": Principal.from_bytes(cid),
+          "settings": {"freezing_threshold": 42, "controllers": None,
           "compute_allocation": None, "memory_allocation": None, "reserved_cycles_limit": None,
           "wasm_memory_limit": None, "log_visibility": None}, "sender_canister_version": None}],
     )  # fmt: skip

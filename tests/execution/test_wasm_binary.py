@@ -31,7 +31,8 @@ def wat(text: str) -> bytes:
         (wat('(module (func (export "canister_update f") (param i32)))'), "() -> ()"),
         (
             wat(
-                '(module (func $f) (export "canister_update m" (func $f)) (export "canister_query m" (func $f)))'
+                '(module (func $f) (export "canister_update m" (func $f))'
+                ' (export "canister_query m" (func $f)))'
             ),
             "Duplicate function",
         ),
