@@ -474,67 +474,93 @@ def _mismatch(w: Type, e: Type) -> Decoder:
     return dec
 
 
-def _min_size_zero(t: Type, seen: set[int] | None = None) -> bool:
-    """Return whether a value of wire type ``t`` may occupy zero bytes."""
+def _min_size_zero(t: Type, seen: set[int] | None = None, depth: int = 0) -> bool:
+    """Return whether a value of wire type ``t`` may occupy zero bytes.
+
+    Beyond 50 levels of records the answer is a conservative "yes" (the cost
+    budget still bounds such values).
+    """
     t = resolve(t)
     if t is Null or t is Reserved:
         return True
     if isinstance(t, Record):
         seen = seen if seen is not None else set()
-        if id(t) in seen:
+        if id(t) in seen or depth > 50:
             return True
         seen.add(id(t))
-        return all(_min_size_zero(f.type, seen) for f in t.fields)
+        return all(_min_size_zero(f.type, seen, depth + 1) for f in t.fields)
     return False
 
 
+_EAGER_DEPTH = 40
+"""Type nesting compiled ahead of decoding; deeper parts compile on first use."""
+
+
 class _Compiler:
-    """Builds and memoizes decoder closures for (wire, expected) pairs and skippers."""
+    """Builds and memoizes decoder closures for (wire, expected) pairs and skippers.
+
+    Compilation recurses over the types only ``_EAGER_DEPTH`` levels deep; deeper
+    parts compile when a value first reaches them (then at most as deep as values
+    may nest).  So deep type tables never exhaust the Python stack, and the result
+    does not depend on the caller's stack depth.
+    """
 
     def __init__(self, max_decoders: int = 20_000) -> None:
-        self.pairs: dict[tuple[int, int], Decoder] = {}
-        self.skips: dict[int, Decoder] = {}
+        self.pairs: dict[object, Decoder] = {}
+        self.skips: dict[object, Decoder] = {}
         self.keep: list[Type] = []  # keep ids stable for the memo keys
         self.max_decoders = max_decoders
+        self.depth = 0
+        self.lazy = 0
 
-    def _count(self) -> None:
-        if len(self.pairs) + len(self.skips) >= self.max_decoders:
+    def _memo(
+        self, table: dict[object, Decoder], key: object, build: Callable[[], Decoder]
+    ) -> Decoder:
+        found = table.get(key)
+        if found is not None:
+            return found
+        cell: list[Decoder] = []
+
+        def fwd(r: _Reader) -> Any:
+            if not cell:  # compiled on first use (beyond the eager depth)
+                saved = self.depth
+                self.depth = 0
+                self.lazy += 1
+                try:
+                    cell.append(build())
+                finally:
+                    self.depth = saved
+                    self.lazy -= 1
+                table[key] = cell[0]
+            return cell[0](r)
+
+        if not self.lazy and len(self.pairs) + len(self.skips) >= self.max_decoders:
             raise CandidError(
                 f"the message's types need more than {self.max_decoders} decoders "
                 "(DecodeLimits.max_decoders)"
             )
+        table[key] = fwd
+        if self.depth >= _EAGER_DEPTH:
+            return fwd
+        self.depth += 1
+        try:
+            d = build()
+        finally:
+            self.depth -= 1
+        cell.append(d)
+        table[key] = d
+        return d
 
     # -- skipping (decode at reserved) --------------------------------------------
 
     def skip(self, w0: Type) -> Decoder:
         w = resolve(w0)
-        key = id(w)
-        found = self.skips.get(key)
-        if found is not None:
-            return found
         self.keep.append(w)
-        cell: list[Decoder] = []
-
-        def fwd(r: _Reader) -> Any:
-            return cell[0](r)
-
-        self._count()
-        self.skips[key] = fwd
-        d = self._build_skip(w)
-        cell.append(d)
-        self.skips[key] = d
-        return d
+        return self._memo(self.skips, id(w), lambda: self._build_skip(w))
 
     def _build_skip(self, w: Type) -> Decoder:
         if isinstance(w, Prim):
-            base = _PRIM_DECODERS[w]
-            if w is Null or w is Reserved or w is Empty:
-                return base
-
-            def skip_prim(r: _Reader) -> None:
-                base(r)
-
-            return skip_prim
+            return _PRIM_DECODERS[w]
         if isinstance(w, Future):
             return _dec_future
         return self._composite(w, Reserved)
@@ -543,23 +569,9 @@ class _Compiler:
 
     def pair(self, w0: Type, e0: Type) -> Decoder:
         w, e = resolve(w0), resolve(e0)
-        key = (id(w), id(e))
-        found = self.pairs.get(key)
-        if found is not None:
-            return found
         self.keep.append(w)
         self.keep.append(e)
-        cell: list[Decoder] = []
-
-        def fwd(r: _Reader) -> Any:
-            return cell[0](r)
-
-        self._count()
-        self.pairs[key] = fwd
-        d = self._build(w, e)
-        cell.append(d)
-        self.pairs[key] = d
-        return d
+        return self._memo(self.pairs, (id(w), id(e)), lambda: self._build(w, e))
 
     def _build(self, w: Type, e: Type) -> Decoder:
         if w is Empty:

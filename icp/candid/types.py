@@ -355,19 +355,32 @@ def is_subtype(t1: Type, t2: Type) -> bool:
 
 
 class _Subtyping:
-    __slots__ = ("assumed", "steps")
+    __slots__ = ("assumed", "depth", "steps")
 
     MAX_STEPS = 100_000
+    MAX_DEPTH = 150
 
     def __init__(self) -> None:
         self.assumed: set[tuple[int, int]] = set()
         self.steps = 0
+        self.depth = 0
 
     def check(self, t1: Type, t2: Type) -> bool:
         self.steps += 1
         if self.steps > self.MAX_STEPS:
             raise CandidError("subtype check exceeds its step budget")
+        self.depth += 1
+        try:
+            if self.depth > self.MAX_DEPTH:
+                raise CandidError("types nest too deeply for the subtype check")
+            return self._check(t1, t2)
+        finally:
+            self.depth -= 1
+
+    def _check(self, t1: Type, t2: Type) -> bool:
         a, b = resolve(t1), resolve(t2)
+        if a is b:
+            return True
         if b is Reserved or a is Empty or type(b) is Opt:
             # The opt rules make every type a subtype of any option type.
             return True

@@ -209,3 +209,43 @@ def test_decoding_does_not_depend_on_the_plan_cache() -> None:
     assert decode(data, [t], limits=limits) == first  # cached plan, same budget use
     with pytest.raises(CandidError, match="budget"):
         decode(encode([t], [[None] * 500]), [t], limits=limits)
+
+
+def _deep_table(n: int, head: bytes, leaf: bytes, first: int = 0) -> bytes:
+    """Table entries ``first``..``first+n-1``, each ``head`` of the next, the last of ``leaf``."""
+    from icp.candid.binary import sleb128
+
+    return b"".join(head + sleb128(first + i + 1) for i in range(n - 1)) + head + leaf
+
+
+def test_deep_type_tables_compile_lazily_and_deterministically() -> None:
+    from icp.candid.binary import leb128
+
+    # 5,000 nested opt types; a shallow value of that type is valid Candid.
+    table = b"DIDL" + leb128(5000) + _deep_table(5000, b"\x6e", b"\x7d")
+    assert decode(table + b"\x01\x00\x00") == [None]
+    assert decode(table + b"\x01\x00\x00", [Reserved]) == [None]
+    (v,) = decode(table + b"\x01\x00" + b"\x01" * 50 + b"\x00")
+    for _ in range(50):
+        v = v.value
+    assert v is None
+    # Values deeper than max_depth are rejected, whatever the caller's stack depth.
+    with pytest.raises(CandidError, match="nest"):
+        decode(table + b"\x01\x00" + b"\x01" * 4000 + b"\x00")
+
+
+def test_deep_types_in_subtype_checks_are_bounded() -> None:
+    from icp.candid import Func
+    from icp.candid.binary import leb128
+
+    # Entry 0: func () -> (entry 1); entries 1..5000: vec vec ... vec nat.
+    entries = b"\x6a\x00\x01\x01\x00" + _deep_table(5000, b"\x6d", b"\x7d", first=1)
+    data = b"DIDL" + leb128(5001) + entries + b"\x01\x00" + b"\x01\x01\x00\x01m"
+    assert decode(data)[0].method == "m"  # read at its own type: reflexive, no deep walk
+    deep: Type = Nat
+    for _ in range(300):
+        deep = Vec(deep)
+    with pytest.raises(CandidError, match="subtype check"):
+        decode(data, [Func([], [deep])])
+    with pytest.raises(CandidError, match="does not coerce"):
+        decode(data, [Func([], [Nat])])
