@@ -18,7 +18,7 @@ Spec: protocol.md §1.6 (Block, BlockPayload, contents), §2.2 (domain separator
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 
@@ -58,6 +58,22 @@ Encoded = object
 
 def _cbor(value: Encoded) -> bytes:
     return cbor_encode(value, self_describe=False)
+
+
+class _Hashable(Protocol):
+    @property
+    def _hash(self) -> bytes | None: ...
+
+    def encode(self) -> Encoded: ...
+
+
+def _cached_hash(artifact: _Hashable, domain: bytes, prefix: bytes = b"") -> bytes:
+    """Return (and remember on the frozen instance) the artifact's crypto hash."""
+    cached = artifact._hash
+    if cached is None:
+        cached = hash_with_domain(domain, prefix, _cbor(artifact.encode()))
+        object.__setattr__(artifact, "_hash", cached)
+    return cached
 
 
 # --- payload ---------------------------------------------------------------------------
@@ -266,6 +282,8 @@ class DealingMessage:
     signature: bytes
     """Dealer's basic (Ed25519) signature over ``content.signing_bytes()``."""
 
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
+
     @property
     def height(self) -> Height:
         """Return the DKG id's height (the pool indexes dealings by it)."""
@@ -281,7 +299,7 @@ class DealingMessage:
 
     def artifact_hash(self) -> bytes:
         """Return the crypto hash of the message."""
-        return hash_with_domain(HASH_DKG_MESSAGE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_DKG_MESSAGE)
 
 
 @attrs.frozen(slots=True)
@@ -416,6 +434,8 @@ class BlockProposal:
     signature: bytes
     subnet_id: bytes
 
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
+
     @property
     def height(self) -> Height:
         """Return the block's height."""
@@ -442,7 +462,7 @@ class BlockProposal:
 
     def artifact_hash(self) -> bytes:
         """Return the proposal's crypto hash."""
-        return hash_with_domain(HASH_BLOCK_PROPOSAL, _cbor(self.encode()))
+        return _cached_hash(self, HASH_BLOCK_PROPOSAL)
 
 
 @attrs.frozen(slots=True)
@@ -463,6 +483,8 @@ class EquivocationProof:
     signature1: bytes
     hash2: bytes
     signature2: bytes
+
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     def encode(self) -> Encoded:
         """Return the canonical encoding tree."""
@@ -491,7 +513,7 @@ class EquivocationProof:
 
     def artifact_hash(self) -> bytes:
         """Return the proof's crypto hash."""
-        return hash_with_domain(HASH_CONSENSUS_MESSAGE, b"equivocation", _cbor(self.encode()))
+        return _cached_hash(self, HASH_CONSENSUS_MESSAGE, b"equivocation")
 
 
 # --- random beacon ---------------------------------------------------------------------
@@ -527,6 +549,8 @@ class RandomBeacon:
     content: RandomBeaconContent
     signature: bytes
 
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
+
     @property
     def height(self) -> Height:
         """Return the beacon's height."""
@@ -542,7 +566,7 @@ class RandomBeacon:
 
     def artifact_hash(self) -> bytes:
         """Return the beacon's crypto hash (the next beacon's ``parent``)."""
-        return hash_with_domain(HASH_RANDOM_BEACON, _cbor(self.encode()))
+        return _cached_hash(self, HASH_RANDOM_BEACON)
 
 
 @attrs.frozen(slots=True)
@@ -555,6 +579,8 @@ class RandomBeaconShare:
     content: RandomBeaconContent
     signer: NodeIndex
     signature: bytes
+
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @property
     def height(self) -> Height:
@@ -571,7 +597,7 @@ class RandomBeaconShare:
 
     def artifact_hash(self) -> bytes:
         """Return the share's crypto hash."""
-        return hash_with_domain(HASH_RANDOM_BEACON_SHARE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_RANDOM_BEACON_SHARE)
 
 
 # --- notarization / finalization -------------------------------------------------------
@@ -628,6 +654,8 @@ class NotarizationShare:
     signer: NodeIndex
     signature: bytes
 
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
+
     @property
     def height(self) -> Height:
         """Return the block height."""
@@ -643,7 +671,7 @@ class NotarizationShare:
 
     def artifact_hash(self) -> bytes:
         """Return the share's crypto hash."""
-        return hash_with_domain(HASH_NOTARIZATION_SHARE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_NOTARIZATION_SHARE)
 
 
 @attrs.frozen(slots=True)
@@ -657,6 +685,8 @@ class Notarization:
     signers: tuple[NodeIndex, ...]
     """Sorted, distinct signer indices."""
     signature: bytes
+
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @property
     def height(self) -> Height:
@@ -673,7 +703,7 @@ class Notarization:
 
     def artifact_hash(self) -> bytes:
         """Return the notarization's crypto hash."""
-        return hash_with_domain(HASH_NOTARIZATION, _cbor(self.encode()))
+        return _cached_hash(self, HASH_NOTARIZATION)
 
 
 @attrs.frozen(slots=True)
@@ -686,6 +716,8 @@ class FinalizationShare:
     content: FinalizationContent
     signer: NodeIndex
     signature: bytes
+
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @property
     def height(self) -> Height:
@@ -702,7 +734,7 @@ class FinalizationShare:
 
     def artifact_hash(self) -> bytes:
         """Return the share's crypto hash."""
-        return hash_with_domain(HASH_FINALIZATION_SHARE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_FINALIZATION_SHARE)
 
 
 @attrs.frozen(slots=True)
@@ -715,6 +747,8 @@ class Finalization:
     content: FinalizationContent
     signers: tuple[NodeIndex, ...]
     signature: bytes
+
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @property
     def height(self) -> Height:
@@ -731,7 +765,7 @@ class Finalization:
 
     def artifact_hash(self) -> bytes:
         """Return the finalization's crypto hash."""
-        return hash_with_domain(HASH_FINALIZATION, _cbor(self.encode()))
+        return _cached_hash(self, HASH_FINALIZATION)
 
 
 # --- random tape -----------------------------------------------------------------------
@@ -766,6 +800,8 @@ class RandomTape:
     content: RandomTapeContent
     signature: bytes
 
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
+
     @property
     def height(self) -> Height:
         """Return the tape height."""
@@ -781,7 +817,7 @@ class RandomTape:
 
     def artifact_hash(self) -> bytes:
         """Return the tape's crypto hash."""
-        return hash_with_domain(HASH_RANDOM_TAPE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_RANDOM_TAPE)
 
 
 @attrs.frozen(slots=True)
@@ -794,6 +830,8 @@ class RandomTapeShare:
     content: RandomTapeContent
     signer: NodeIndex
     signature: bytes
+
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @property
     def height(self) -> Height:
@@ -810,7 +848,7 @@ class RandomTapeShare:
 
     def artifact_hash(self) -> bytes:
         """Return the share's crypto hash."""
-        return hash_with_domain(HASH_RANDOM_TAPE_SHARE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_RANDOM_TAPE_SHARE)
 
 
 # --- catch-up packages -----------------------------------------------------------------
@@ -861,6 +899,8 @@ class CatchUpPackageShare:
     signer: NodeIndex
     signature: bytes
 
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
+
     @property
     def height(self) -> Height:
         """Return the CUP height."""
@@ -876,7 +916,7 @@ class CatchUpPackageShare:
 
     def artifact_hash(self) -> bytes:
         """Return the share's crypto hash."""
-        return hash_with_domain(HASH_CATCH_UP_PACKAGE_SHARE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_CATCH_UP_PACKAGE_SHARE)
 
 
 @attrs.frozen(slots=True)
@@ -891,6 +931,8 @@ class CatchUpPackage:
 
     content: CatchUpContent
     signature: bytes
+
+    _hash: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False, hash=False)
 
     @property
     def height(self) -> Height:
@@ -907,7 +949,7 @@ class CatchUpPackage:
 
     def artifact_hash(self) -> bytes:
         """Return the CUP's crypto hash."""
-        return hash_with_domain(HASH_CATCH_UP_PACKAGE, _cbor(self.encode()))
+        return _cached_hash(self, HASH_CATCH_UP_PACKAGE)
 
     def summary(self) -> DkgSummary:
         """Return the DKG summary of the CUP's block."""

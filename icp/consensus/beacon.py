@@ -19,7 +19,7 @@ from icp.consensus.context import ReplicaContext
 from icp.consensus.pool import AddToValidated, ChangeAction, PoolReader
 from icp.types import Height, Time
 
-TAPE_WINDOW = 16
+TAPE_WINDOW = 4
 """How many finalized heights below the tip the tape maker still signs."""
 
 

@@ -200,6 +200,8 @@ class ArtifactPool:
         self.blocks_by_hash: dict[bytes, Block] = {}
         self.invalid_count = 0
         self.invalid_reasons: list[str] = []
+        self.version = 0
+        """Incremented on every change of the validated section (readers memoise on it)."""
         self._reset(cup, now)
 
     def _reset(self, cup: CatchUpPackage, now: Time) -> None:
@@ -229,6 +231,7 @@ class ArtifactPool:
     def _add_validated(self, key: bytes, artifact: ConsensusArtifact, now: Time) -> bool:
         if not self.validated.add(key, artifact):
             return False
+        self.version += 1
         self.arrival[key] = now
         if isinstance(artifact, BlockProposal):
             self.blocks_by_hash[artifact.block.block_hash()] = artifact.block
@@ -239,6 +242,7 @@ class ArtifactPool:
     def apply(self, changes: Iterable[ChangeAction], now: Time) -> list[ConsensusArtifact]:
         """Apply change actions; return the artifacts to send to peers."""
         outbound: list[ConsensusArtifact] = []
+        self.version += 1
         for change in changes:
             if isinstance(change, AddToValidated):
                 artifact = change.artifact
@@ -320,6 +324,14 @@ class PoolReader:
 
     def __init__(self, pool: ArtifactPool) -> None:
         self._pool = pool
+        self._memo: dict[str, object] = {}
+        self._memo_version = -1
+
+    def _cached(self, name: str) -> object | None:
+        if self._memo_version != self._pool.version:
+            self._memo.clear()
+            self._memo_version = self._pool.version
+        return self._memo.get(name)
 
     @property
     def pool(self) -> ArtifactPool:
@@ -370,8 +382,13 @@ class PoolReader:
 
     def beacon_height(self) -> Height:
         """Return the highest height with a validated beacon."""
+        cached = self._cached("beacon")
+        if isinstance(cached, int):
+            return Height(cached)
         h = self._pool.validated.max_height(RandomBeacon)
-        return Height(self.cup_height() if h is None else h)
+        result = Height(self.cup_height() if h is None else h)
+        self._memo["beacon"] = result
+        return result
 
     def tape_at(self, height: int) -> RandomTape | None:
         """Return the validated random tape at ``height``."""
@@ -380,13 +397,23 @@ class PoolReader:
 
     def notarized_height(self) -> Height:
         """Return the highest height with a validated notarization (or the CUP height)."""
+        cached = self._cached("notarized")
+        if isinstance(cached, int):
+            return Height(cached)
         h = self._pool.validated.max_height(Notarization)
-        return Height(max(self.cup_height(), -1 if h is None else h))
+        result = Height(max(self.cup_height(), -1 if h is None else h))
+        self._memo["notarized"] = result
+        return result
 
     def finalized_height(self) -> Height:
         """Return the highest height with a validated finalization (or the CUP height)."""
+        cached = self._cached("finalized")
+        if isinstance(cached, int):
+            return Height(cached)
         h = self._pool.validated.max_height(Finalization)
-        return Height(max(self.cup_height(), -1 if h is None else h))
+        result = Height(max(self.cup_height(), -1 if h is None else h))
+        self._memo["finalized"] = result
+        return result
 
     def notarized_blocks_at(self, height: int) -> list[Block]:
         """Return blocks at ``height`` with a validated notarization (the CUP block counts)."""

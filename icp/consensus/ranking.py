@@ -97,6 +97,7 @@ def _shuffled(seed: bytes, n: int) -> tuple[NodeIndex, ...]:
     return tuple(shuffle([NodeIndex(i) for i in range(n)], ChaCha20Rng(seed)))
 
 
+@lru_cache(maxsize=1024)
 def get_block_maker_ranking(beacon: RandomBeacon, n: int) -> tuple[NodeIndex, ...]:
     """Return the f + 1 block makers of the height after ``beacon``, by rank.
 
@@ -115,6 +116,7 @@ def get_block_maker_rank(beacon: RandomBeacon, node: NodeIndex, n: int) -> Rank 
     return Rank(ranking.index(node)) if node in ranking else None
 
 
+@lru_cache(maxsize=1024)
 def get_notarization_committee(beacon: RandomBeacon, n: int) -> frozenset[NodeIndex]:
     """Return the notarization committee of the height after ``beacon`` (3f + 1 nodes).
 

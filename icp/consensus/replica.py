@@ -127,6 +127,7 @@ class ConsensusReplica:
         self.delivered_height = cup.height
         self.last_state_hash = cup.content.state_hash
         self.finalized_log: dict[Height, bytes] = {cup.height: cup.content.block.block_hash()}
+        self.finalized_parents: dict[Height, bytes] = {cup.height: cup.content.block.parent}
         self.summaries_seen_up_to = cup.height
         self._register_summary(cup.height, cup)
         self.last_progress = now
@@ -231,6 +232,7 @@ class ConsensusReplica:
             tip: Block | None = self.reader.finalized_tip()
             while tip is not None and tip.height not in self.finalized_log:
                 self.finalized_log[tip.height] = tip.block_hash()
+                self.finalized_parents[tip.height] = tip.parent
                 if tip.is_summary():
                     self._register_summary(tip.height)
                 tip = self.reader.block(tip.parent)
@@ -270,6 +272,7 @@ class ConsensusReplica:
         self.last_state_hash = cup.content.state_hash
         self.state_hashes[cup.height] = cup.content.state_hash
         self.finalized_log[cup.height] = cup.content.block.block_hash()
+        self.finalized_parents[cup.height] = cup.content.block.parent
         self._register_summary(cup.height, cup)
 
     # -- retransmission -----------------------------------------------------------------

@@ -237,6 +237,30 @@ class Replayer(Behaviour):
         return out
 
 
+@attrs.define
+class EquivocatingDoubleSigner(DoubleSigner):
+    """Equivocates as a block maker and shares every block it knows, its twins included.
+
+    The strongest single-node attack on agreement that the simulator models: with f of
+    them the protocol stays safe; with f + 1 colluding signers agreement can break.
+    """
+
+    name = "equivocating-double-signer"
+    honest = False
+
+    def outgoing(
+        self, replica: ConsensusReplica, now: Time, produced: Sequence[ConsensusArtifact]
+    ) -> list[Send]:
+        """Split own proposals, keep the twins in the own pool, then double-sign."""
+        split = EquivocatingBlockMaker().outgoing(replica, now, produced)
+        for send in split:
+            artifact = send.artifact
+            if isinstance(artifact, BlockProposal) and artifact.signer == replica.node:
+                replica.pool.apply(_add(artifact), now)
+        signed = DoubleSigner.outgoing(self, replica, now, ())
+        return split + signed
+
+
 BYZANTINE_KINDS = (
     "crashed",
     "withhold-shares",
@@ -244,6 +268,7 @@ BYZANTINE_KINDS = (
     "double-signer",
     "invalid-signatures",
     "replayer",
+    "equivocating-double-signer",
 )
 
 
@@ -263,6 +288,8 @@ def make_behaviour(kind: str, rng: random.Random) -> Behaviour:
         return InvalidSignatures()
     if kind == "replayer":
         return Replayer(random.Random(rng.getrandbits(64)))
+    if kind == "equivocating-double-signer":
+        return EquivocatingDoubleSigner()
     if kind == "mutant-notary-finalizer":
         return MutantNotaryFinalizer()
     raise ValueError(f"unknown behaviour {kind!r}")

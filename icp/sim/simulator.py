@@ -34,7 +34,7 @@ from icp.sim.network import LinkModel, Network
 from icp.types import Height, Time
 
 MILLIS = 1_000_000
-DEFAULT_GRANULARITY: Final = Time(MILLIS)
+DEFAULT_GRANULARITY: Final = Time(5 * MILLIS)
 DEFAULT_TIMER: Final = Time(50 * MILLIS)
 
 

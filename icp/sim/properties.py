@@ -1,0 +1,113 @@
+"""Safety properties of a simulated run, checked from the outside.
+
+``PropertyMonitor.observe(sim)`` is called as often as the caller likes (pools are
+purged below CUPs, so observing regularly sees more); ``violations()`` lists every
+property that failed, with enough detail to debug it:
+
+* agreement: no two honest replicas finalized different blocks at one height;
+* chain: every honest replica's finalized blocks form one chain (each finalized block's
+  parent is the finalized block one height below), so finalized chains are prefixes of
+  one another;
+* notarized parent: every notarized block an honest replica holds has a notarized
+  parent (INV-1);
+* beacon uniqueness: all honest replicas hold the same beacon at each height (INV-7);
+* batches: honest replicas delivered identical batches at every height both delivered.
+
+Spec: protocol.md §1.5 (INV-1, INV-3, INV-4, INV-7); ICC paper §4 (safety).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from icp.consensus.artifacts import Notarization
+from icp.consensus.replica import Batch
+from icp.sim.simulator import Simulation
+
+
+@attrs.frozen(slots=True)
+class Violation:
+    """One failed property."""
+
+    prop: str
+    detail: str
+
+
+@attrs.define
+class PropertyMonitor:
+    """Accumulates observations of honest replicas and reports violations."""
+
+    finalized: dict[int, tuple[int, bytes]] = attrs.field(factory=dict)
+    """height -> (first node seen, block hash)."""
+    notarized: dict[bytes, tuple[int, bytes]] = attrs.field(factory=dict)
+    """block hash -> (height, parent hash) over all honest pools."""
+    notarized_by_height: dict[int, set[bytes]] = attrs.field(factory=dict)
+    roots: set[bytes] = attrs.field(factory=set)
+    """CUP block hashes: notarized by definition (their parents may be purged)."""
+    beacons: dict[int, bytes] = attrs.field(factory=dict)
+    batches: dict[int, Batch] = attrs.field(factory=dict)
+    found: list[Violation] = attrs.field(factory=list)
+
+    def observe(self, sim: Simulation) -> None:
+        """Record what the honest replicas hold now and check agreement-type properties."""
+        for node in sim.honest_nodes():
+            replica = sim.replicas[node]
+            self._observe_finalized(node, replica.finalized_log, replica.finalized_parents)
+            reader = replica.reader
+            self.roots.add(reader.cup().content.block.block_hash())
+            low = reader.cup_height()
+            for h in range(low, reader.notarized_height() + 1):
+                for notarization in reader.validated_at(Notarization, h):
+                    block = reader.block(notarization.content.block)
+                    if block is not None:
+                        self.notarized[block.block_hash()] = (h, block.parent)
+                        self.notarized_by_height.setdefault(h, set()).add(block.block_hash())
+            for h in range(low, reader.beacon_height() + 1):
+                beacon = reader.beacon_at(h)
+                if beacon is None:
+                    continue
+                known = self.beacons.setdefault(h, beacon.signature)
+                if known != beacon.signature:
+                    self.found.append(Violation("beacon-unique", f"height {h} node {node}"))
+            for batch in replica.batches_delivered:
+                seen = self.batches.setdefault(batch.height, batch)
+                if seen != batch:
+                    self.found.append(
+                        Violation("batches", f"height {batch.height} node {node} differs")
+                    )
+
+    def _observe_finalized(
+        self, node: int, log: dict[int, bytes], parents: dict[int, bytes]
+    ) -> None:
+        for height, block_hash in log.items():
+            first = self.finalized.setdefault(height, (node, block_hash))
+            if first[1] != block_hash:
+                self.found.append(
+                    Violation(
+                        "agreement",
+                        f"height {height}: node {first[0]} finalized {first[1].hex()[:12]}, "
+                        f"node {node} finalized {block_hash.hex()[:12]}",
+                    )
+                )
+            below = log.get(height - 1)
+            parent = parents.get(height)
+            if below is not None and parent is not None and parent != below:
+                self.found.append(
+                    Violation(
+                        "chain", f"node {node}: finalized {height} does not extend {height - 1}"
+                    )
+                )
+
+    def violations(self) -> list[Violation]:
+        """Return every violation found, including notarized-parent checks."""
+        out = list(dict.fromkeys(self.found))
+        for block_hash, (height, parent) in self.notarized.items():
+            if height == 0 or block_hash in self.roots:
+                continue
+            if parent in self.roots or parent in self.notarized:
+                continue
+            lower = min(self.notarized_by_height, default=0)
+            if height - 1 < lower:
+                continue  # the parent's height was purged before we first looked
+            out.append(Violation("notarized-parent", f"block at {height} lacks notarized parent"))
+        return out

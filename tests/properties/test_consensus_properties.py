@@ -1,0 +1,190 @@
+"""Safety and liveness of consensus under generated schedules and Byzantine nodes.
+
+For n = 4, 7, 13 and up to f = floor((n-1)/3) faulty nodes of any modelled kind, under
+generated schedules of delays, drops, duplicates, reordering and partitions:
+agreement, finalized chains are prefixes, notarized blocks have notarized parents, one
+beacon per height, identical batches; and liveness: once the network stabilizes
+(every message within 30 ms), every honest replica finalizes 3 more heights within
+30 s of virtual time.
+
+Sweeps use the INSECURE fast crypto façade (``InsecureFastCrypto``; Byzantine
+strategies never forge); ``test_real_crypto_scenario`` runs every n with real BLS.
+Falsifying examples print the seed and the schedule (replay: same seed, same steps).
+
+Spec: protocol.md §1.5 (INV-1, INV-3, INV-4, INV-7, INV-8); ICC paper §4.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+)
+
+from icp.consensus.config import get_faults_tolerated
+from icp.sim.byzantine import BYZANTINE_KINDS
+from icp.sim.network import LinkModel
+from icp.sim.properties import PropertyMonitor
+from icp.sim.simulator import Simulation
+from icp.types import Time
+
+from ._harness import (
+    MS,
+    Step,
+    build,
+    describe,
+    run_schedule,
+    stabilize_and_check_liveness,
+)
+from .conftest import LONG
+
+PROFILE = "consensus-long" if LONG else "consensus-ci"
+settings.load_profile(PROFILE)
+
+EXAMPLES = {4: 150, 7: 40, 13: 10}
+"""Schedules per n in CI (the long profile runs 10,000 each)."""
+
+
+def links() -> st.SearchStrategy[LinkModel]:
+    return st.builds(
+        LinkModel,
+        delay=st.integers(1, 80).map(lambda m: Time(m * MS)),
+        jitter=st.integers(0, 300).map(lambda m: Time(m * MS)),
+        drop=st.sampled_from([0.0, 0.0, 0.05, 0.2, 0.5]),
+        duplicate=st.sampled_from([0.0, 0.1, 0.3]),
+    )
+
+
+def schedules(n: int) -> st.SearchStrategy[list[Step]]:
+    run = st.integers(50, 2500).map(lambda m: Step("run", millis=m))
+    partition = st.lists(st.integers(0, 1), min_size=n, max_size=n).map(
+        lambda side: Step(
+            "partition",
+            groups=(
+                tuple(i for i in range(n) if side[i] == 0),
+                tuple(i for i in range(n) if side[i] == 1),
+            ),
+        )
+    )
+    heal = st.just(Step("heal"))
+    degrade = links().map(lambda link: Step("links", link=link))
+    return st.lists(st.one_of(run, run, partition, heal, degrade), min_size=1, max_size=8)
+
+
+def faulty_sets(n: int) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(BYZANTINE_KINDS), max_size=get_faults_tolerated(n))
+
+
+def check_run(n: int, faulty: list[str], seed: int, steps: list[Step]) -> None:
+    sim = build(n, faulty, seed)
+    monitor = PropertyMonitor()
+    run_schedule(sim, steps, monitor)
+    ok, detail = stabilize_and_check_liveness(sim, monitor)
+    violations = monitor.violations()
+    assert not violations, f"seed={seed} faulty={faulty}: {describe(violations)}"
+    assert ok, f"liveness: seed={seed} faulty={faulty}: {detail}"
+
+
+@pytest.mark.parametrize("n", [4, 7, 13])
+def test_safety_and_liveness_under_generated_schedules(n: int) -> None:
+    examples = 10_000 if LONG else EXAMPLES[n]
+
+    @settings(max_examples=examples)
+    @given(faulty=faulty_sets(n), seed=st.integers(0, 2**32 - 1), steps=schedules(n))
+    def prop(faulty: list[str], seed: int, steps: list[Step]) -> None:
+        check_run(n, faulty, seed, steps)
+
+    prop()
+
+
+@pytest.mark.parametrize(
+    ("n", "faulty"),
+    [
+        (4, ["equivocating-double-signer"]),
+        (7, ["equivocating-double-signer", "invalid-signatures"]),
+        (13, ["equivocating-double-signer", "withhold-shares", "replayer", "crashed"]),
+    ],
+)
+def test_real_crypto_scenario(n: int, faulty: list[str]) -> None:
+    """With real BLS: f Byzantine nodes, a partition that heals, drops; all properties hold."""
+    sim = build(n, faulty, seed=n, real=True)
+    monitor = PropertyMonitor()
+    steps = [
+        Step("run", millis=1500),
+        Step("links", link=LinkModel(Time(5 * MS), Time(60 * MS), 0.1, 0.1)),
+        Step("run", millis=1000),
+        Step("partition", groups=(tuple(range(n // 2)), tuple(range(n // 2, n)))),
+        Step("run", millis=800),
+        Step("heal"),
+    ]
+    run_schedule(sim, steps, monitor)
+    ok, detail = stabilize_and_check_liveness(sim, monitor)
+    assert not monitor.violations(), describe(monitor.violations())
+    assert ok, detail
+    assert sim.min_honest_finalized() >= 5
+    if "invalid-signatures" in faulty:
+        honest = sim.replicas[n - 1]
+        assert honest.pool.invalid_count > 0  # the forged artifacts were caught
+
+
+class ConsensusMachine(RuleBasedStateMachine):
+    """Stateful exploration: the network changes between steps; safety is an invariant."""
+
+    sim: Simulation
+    monitor: PropertyMonitor
+
+    @initialize(
+        n=st.sampled_from([4, 7]),
+        data=st.data(),
+        seed=st.integers(0, 2**32 - 1),
+    )
+    def start(self, n: int, data: st.DataObject, seed: int) -> None:
+        faulty = data.draw(faulty_sets(n))
+        self.sim = build(n, faulty, seed)
+        self.monitor = PropertyMonitor()
+        self.seed = seed
+        self.faulty = faulty
+
+    @rule(millis=st.integers(50, 2000))
+    def run(self, millis: int) -> None:
+        self.sim.run_until(Time(self.sim.now + millis * MS))
+
+    @rule(data=st.data())
+    def partition(self, data: st.DataObject) -> None:
+        n = self.sim.config.n
+        side = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+        self.sim.network.partition(
+            [[i for i in range(n) if side[i] == 0], [i for i in range(n) if side[i] == 1]]
+        )
+
+    @rule()
+    def heal(self) -> None:
+        self.sim.network.heal()
+
+    @rule(link=links())
+    def degrade(self, link: LinkModel) -> None:
+        self.sim.network.set_all(link)
+
+    @invariant()
+    def safe(self) -> None:
+        if hasattr(self, "sim"):
+            self.monitor.observe(self.sim)
+            violations = self.monitor.violations()
+            assert not violations, f"seed={self.seed}: {describe(violations)}"
+
+    def teardown(self) -> None:
+        if hasattr(self, "sim"):
+            ok, detail = stabilize_and_check_liveness(self.sim, self.monitor)
+            assert ok, f"liveness: seed={self.seed} faulty={self.faulty}: {detail}"
+            assert not self.monitor.violations()
+
+
+TestConsensusMachine = ConsensusMachine.TestCase
+TestConsensusMachine.settings = settings(
+    max_examples=10_000 if LONG else 15, stateful_step_count=8, deadline=None
+)
