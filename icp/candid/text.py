@@ -79,7 +79,7 @@ __all__ = [
     "type_to_text",
 ]
 
-MAX_NESTING = 200
+MAX_NESTING = 150
 """Deepest nesting the text parsers accept (they are recursive)."""
 
 # ---------------------------------------------------------------------------------
