@@ -18,11 +18,14 @@ Spec: protocol.md §1.5 (INV-1, INV-3, INV-4, INV-7); ICC paper §4 (safety).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from icp.consensus.artifacts import Notarization
 from icp.consensus.replica import Batch
 from icp.sim.simulator import Simulation
+from icp.types import Height
 
 
 @attrs.frozen(slots=True)
@@ -77,7 +80,7 @@ class PropertyMonitor:
                     )
 
     def _observe_finalized(
-        self, node: int, log: dict[int, bytes], parents: dict[int, bytes]
+        self, node: int, log: Mapping[Height, bytes], parents: Mapping[Height, bytes]
     ) -> None:
         for height, block_hash in log.items():
             first = self.finalized.setdefault(height, (node, block_hash))
@@ -89,7 +92,7 @@ class PropertyMonitor:
                         f"node {node} finalized {block_hash.hex()[:12]}",
                     )
                 )
-            below = log.get(height - 1)
+            below = log.get(Height(height - 1))
             parent = parents.get(height)
             if below is not None and parent is not None and parent != below:
                 self.found.append(
