@@ -218,7 +218,14 @@ def _utf8(raw: bytes, what: str) -> str:
 
 def _parse_nat_text(s: str) -> int:
     s = s.replace("_", "")
-    return int(s, 16) if s.lower().startswith(("0x", "+0x", "-0x")) else int(s, 10)
+    if s.lower().startswith(("0x", "+0x", "-0x")):
+        return int(s, 16)
+    try:
+        return int(s, 10)
+    except ValueError:  # more decimal digits than Python converts; hex has no limit
+        raise CandidError(
+            f"decimal number of {len(s)} digits is too long; write it in hex (0x...)"
+        ) from None
 
 
 def _parse_float_text(s: str) -> float:
@@ -1065,7 +1072,10 @@ def _print(v: Any, typ: Type, depth: int) -> str:
         if t is Bool:
             return "true" if v else "false"
         if t in (Nat, Int) or t in _RANGES:
-            return str(int(v))
+            n = int(v)
+            if n.bit_length() > 12_000:  # beyond Python's decimal conversion limit
+                return ("-" if n < 0 else "") + hex(abs(n))
+            return str(n)
         if t in (Float32, Float64):
             fx = float(v)
             if math.isnan(fx):

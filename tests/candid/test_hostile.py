@@ -33,6 +33,7 @@ from icp.candid import (
     decode,
     encode,
     parse_args,
+    parse_did,
     parse_type,
 )
 from icp.candid.text import MAX_NESTING
@@ -183,7 +184,7 @@ def test_random_bytes_never_raise_anything_but_candid_error(tail: bytes) -> None
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet='(){};:=.,"\\ optvecrdnalbu0123456789-_x', max_size=60))
 def test_random_text_never_raises_anything_but_candid_error(text: str) -> None:
-    for parse in (parse_args, parse_type):
+    for parse in (parse_args, parse_type, parse_did):
         with contextlib.suppress(CandidError):
             parse(text)
 
@@ -249,3 +250,12 @@ def test_deep_types_in_subtype_checks_are_bounded() -> None:
         decode(data, [Func([], [deep])])
     with pytest.raises(CandidError, match="does not coerce"):
         decode(data, [Func([], [Nat])])
+
+
+def test_huge_numbers_in_text() -> None:
+    from icp.candid import Int, args_to_text
+
+    with pytest.raises(CandidError, match="hex"):
+        parse_args("(" + "9" * 5000 + ")")
+    big = -(3**20_000)
+    assert parse_args(args_to_text([big], [Int]), [Int]) == [big]
