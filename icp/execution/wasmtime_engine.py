@@ -366,12 +366,13 @@ class WasmtimeInstance:
     def _classify(self, exc: Exception, limit: int) -> WasmTrap:
         if self.remaining() < 0:
             return _out_of_instructions(limit)
-        text = _first_line(exc)
+        code = getattr(exc, "trap_code", None)
+        if code is not None and code in _TRAP_TEXT:
+            return WasmTrap(TrapKind.TRAP, _TRAP_TEXT[code])
+        text = str(exc)
         if "wasm trap: " in text:
-            text = text.split("wasm trap: ", 1)[1]
-        if "call stack exhausted" in text:
-            text = "stack overflow"
-        return WasmTrap(TrapKind.TRAP, text)
+            return WasmTrap(TrapKind.TRAP, text.split("wasm trap: ", 1)[1].splitlines()[0])
+        return WasmTrap(TrapKind.TRAP, _first_line(exc))
 
     # ---- persistence ---------------------------------------------------------
     def memory_size(self) -> int:
@@ -404,6 +405,21 @@ class WasmtimeInstance:
     def mark_checkpointed(self) -> None:
         """Forget dirty pages."""
         self.dirty_since_checkpoint = set()
+
+
+_TRAP_TEXT = {
+    wasmtime.TrapCode.STACK_OVERFLOW: "stack overflow",
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: "heap out of bounds",
+    wasmtime.TrapCode.HEAP_MISALIGNED: "heap misaligned",
+    wasmtime.TrapCode.TABLE_OUT_OF_BOUNDS: "table out of bounds",
+    wasmtime.TrapCode.INDIRECT_CALL_TO_NULL: "indirect call to null",
+    wasmtime.TrapCode.BAD_SIGNATURE: "function invocation does not match its signature",
+    wasmtime.TrapCode.INTEGER_OVERFLOW: "integer overflow",
+    wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: "integer division by 0",
+    wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: "invalid conversion to integer",
+    wasmtime.TrapCode.UNREACHABLE: "unreachable",
+}
+"""Trap texts as the IC renders its ``TrapCode`` (dfinity/ic ``HypervisorError``)."""
 
 
 def _out_of_instructions(limit: int) -> WasmTrap:

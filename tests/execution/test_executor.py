@@ -190,3 +190,47 @@ def test_execution_charges_cycles_and_never_goes_negative(harness, wat_counter: 
     rej = harness.update(poor, "inc")
     assert isinstance(rej, Reject) and rej.error_code == "IC0207" and rej.code == 2
     assert harness.router.canister(poor).cycles >= 0
+
+
+def test_wat_hostile_recursion_and_arithmetic_traps(harness, wat_counter: bytes) -> None:  # type: ignore[no-untyped-def]
+    c = harness.deploy(wat_counter)
+    deep = harness.update(c, "recurse")
+    assert isinstance(deep, Reject) and deep.error_code == "IC0502"
+    assert "stack overflow" in deep.message
+    div = harness.update(c, "div_zero")
+    assert isinstance(div, Reject) and "integer division by 0" in div.message
+    assert u64(harness.update(c, "inc")) == 101
+
+
+def test_wat_inspect_message(harness, wat_counter: bytes) -> None:  # type: ignore[no-untyped-def]
+    from icp.execution.executor import inspect_message
+
+    c = harness.deploy(wat_counter)
+    st = harness.router.canister(c)
+    r = harness.router
+    assert inspect_message(st, harness.user, "inc", b"", r.time, r.env) is None
+    refused = inspect_message(st, harness.user, "xinc", b"", r.time, r.env)
+    assert refused is not None and refused.error_code is not None
+    assert refused.error_code.text() == "IC0406"
+
+
+def test_motoko_memory_bomb_hits_wasm_memory_limit(engine, motoko) -> None:  # type: ignore[no-untyped-def]
+    import attrs
+
+    from icp.execution.router import Router
+
+    from .conftest import Harness, make_env
+
+    h = Harness(Router(make_env(engine, per_message=20_000_000_000)))
+    c = h.deploy(motoko("hostile"))
+    st = h.router.canister(c)
+    limit = 96 << 20
+    h.router.put(attrs.evolve(st, settings=attrs.evolve(st.settings, wasm_memory_limit=limit)))
+    # the limit applies from the next instantiation: reinstall under the new setting
+    assert isinstance(h.install(c, motoko("hostile"), mode="reinstall"), Reply)
+    rej = h.update(c, "bomb")
+    assert isinstance(rej, Reject) and rej.code == 5
+    assert h.router.canister(c).runtime.memory_bytes() <= limit
+    assert nat(h.query(c, "get")) == 7
+    assert isinstance(h.update(c, "set", encode([Nat], [9])), Reply)
+    assert nat(h.query(c, "get")) == 9
