@@ -29,6 +29,8 @@ callbacks, cycles), digest §5.4, §7.1 (prepay/refund), §6.3 (lifecycle).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from icp.execution.canister import (
@@ -52,7 +54,7 @@ from icp.execution.cycles import (
     response_transmission_refund,
 )
 from icp.execution.engine import WasmEngine
-from icp.execution.errors import CanisterError, ErrorCode, InvalidWasm, WasmTrap
+from icp.execution.errors import CanisterError, ErrorCode, InvalidWasm, RejectCode, WasmTrap
 from icp.execution.runtime import PythonCanister, PythonRuntime, WasmRuntime
 from icp.execution.stable_memory import StableMemory
 from icp.execution.system_api import (
@@ -599,6 +601,12 @@ def _execute_task(
 # queries
 
 
+MAX_CALL_DEPTH_COMPOSITE_QUERY = 6
+"""Spec: digest §7.2 (composite query call-graph depth 6)."""
+
+QueryResolver = Callable[[bytes], "CanisterState | None"]
+
+
 def execute_query(
     state: CanisterState,
     sender: bytes,
@@ -608,13 +616,36 @@ def execute_query(
     env: ExecutionEnvironment,
     *,
     data_certificate: bytes | None = None,
+    resolve: QueryResolver | None = None,
 ) -> Response:
-    """Run a non-replicated query on the live state and discard every change.
+    """Run a non-replicated (composite) query on the live state; discard every change.
 
-    Queries are free (no cycles charged).  Composite queries that make calls
-    are not supported yet (their ``call_perform`` fails with 2 → the canister
-    decides).  Spec: interface spec §"Query call"; digest §1.6, §7.1.
+    Queries are free (no cycles charged).  A composite query may call query and
+    composite query methods of canisters that ``resolve`` finds (same subnet);
+    its callbacks run on the same uncommitted state, and everything is rolled back
+    at the end.  Spec: interface spec §"Query call", §"Composite query";
+    digest §1.6, §5.2 (CQ, CRy, CRt), §7.2 (depth 6).
     """
+    return _query(
+        state, sender, method_name, arg, time, env, data_certificate, resolve, 0,
+        frozenset(), top=True,
+    )  # fmt: skip
+
+
+def _query(
+    state: CanisterState,
+    sender: bytes,
+    method_name: str,
+    arg: bytes,
+    time: int,
+    env: ExecutionEnvironment,
+    data_certificate: bytes | None,
+    resolve: QueryResolver | None,
+    depth: int,
+    active: frozenset[bytes],
+    *,
+    top: bool,
+) -> Response:
     cid = canister_text(state.canister_id)
     rt = state.runtime
     if rt is None:
@@ -640,28 +671,94 @@ def execute_query(
                 f"Error from Canister {cid}: Canister has no query method '{method_name}'.",
             )
         )
+    if state.canister_id in active:
+        return reject_of(
+            CanisterError.of(
+                ErrorCode.QUERY_CALL_GRAPH_LOOP_DETECTED,
+                f"Error from Canister {cid}: Loop detected. Canister {cid} is already in the "
+                "composite query call graph.",
+            )
+        )
     limit = env.limits.max_instructions_per_query
+    composite = kind == "composite_query"
     view = attrs.evolve(
-        _view(state, env, time, state.cycles, replicated=False), data_certificate=data_certificate
+        _view(state, env, time, state.cycles, replicated=False),
+        data_certificate=data_certificate if top else None,
     )
     api = SystemApi(
         ExecutionInput(
-            Context.NRQ if kind == "query" else Context.CQ, caller=sender, arg=arg,
+            Context.CQ if composite else Context.NRQ, caller=sender, arg=arg,
             method_name=method_name,
         ),
         view, rt.stable, env.limits, env.fees, limit,
     )  # fmt: skip
-    res = _run(state, f"canister_{kind} {method_name}", api, limit, keep=False)
-    if res.trap is not None:
-        return reject_of(res.trap.to_canister_error(cid))
-    if api.response is None:
+    rt.begin()
+    try:
+        try:
+            rt.run(f"canister_{kind} {method_name}", (), api, limit)
+        except WasmTrap as trap:
+            return reject_of(trap.to_canister_error(cid))
+        response = api.response
+        pending = list(api.calls)
+        inner = active | {state.canister_id}
+        while pending:
+            call = pending.pop(0)
+            callee = resolve(call.callee) if resolve is not None else None
+            if callee is None:
+                result: Response = reject_of(
+                    CanisterError(
+                        RejectCode.DESTINATION_INVALID,
+                        f"Canister {canister_text(call.callee)} not found",
+                        ErrorCode.CANISTER_NOT_FOUND,
+                    )
+                )
+            elif depth + 1 >= MAX_CALL_DEPTH_COMPOSITE_QUERY:
+                result = reject_of(
+                    CanisterError.of(
+                        ErrorCode.CANISTER_CONTRACT_VIOLATION,
+                        "Composite query call graph exceeds the maximum depth "
+                        f"{MAX_CALL_DEPTH_COMPOSITE_QUERY}",
+                    )
+                )
+            else:
+                result = _query(
+                    callee, state.canister_id, call.method_name, call.arg, time, env, None,
+                    resolve, depth + 1, inner, top=False,
+                )  # fmt: skip
+            is_reply = isinstance(result, Reply)
+            cb_api = SystemApi(
+                ExecutionInput(
+                    Context.CRY if is_reply else Context.CRT,
+                    caller=sender,
+                    arg=result.data if isinstance(result, Reply) else b"",
+                    reject_code=0 if isinstance(result, Reply) else result.code,
+                    reject_message="" if isinstance(result, Reply) else result.message,
+                ),
+                view, rt.stable, env.limits, env.fees, limit,
+                already_responded=response is not None,
+            )  # fmt: skip
+            closure = (
+                (call.reply_fun, call.reply_env) if is_reply else (call.reject_fun, call.reject_env)
+            )
+            try:
+                rt.call_closure(closure[0], closure[1], cb_api, limit)
+            except WasmTrap as trap:
+                if response is None:
+                    return reject_of(trap.to_canister_error(cid))
+                continue
+            if response is None and cb_api.response is not None:
+                response = cb_api.response
+            pending.extend(cb_api.calls)
+    finally:
+        rt.rollback()
+    if response is None:
         return reject_of(
             CanisterError.of(
                 ErrorCode.CANISTER_DID_NOT_REPLY,
                 f"Canister {cid} did not produce a response",
             )
         )
-    return api.response
+    return response
 
 
 def inspect_message(

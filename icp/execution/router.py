@@ -103,7 +103,9 @@ class Router:
                     ErrorCode.CANISTER_NOT_FOUND,
                 )
             )
-        return execute_query(st, sender, method, arg, self.time, self.env)
+        return execute_query(
+            st, sender, method, arg, self.time, self.env, resolve=self.subnet.canisters.get
+        )
 
     # ---- running -----------------------------------------------------------
     def run(self, max_steps: int = 100_000) -> int:

@@ -234,3 +234,18 @@ def test_motoko_memory_bomb_hits_wasm_memory_limit(engine, motoko) -> None:  # t
     assert nat(h.query(c, "get")) == 7
     assert isinstance(h.update(c, "set", encode([Nat], [9])), Reply)
     assert nat(h.query(c, "get")) == 9
+
+
+def test_motoko_composite_query_calls_other_canister(harness, motoko) -> None:  # type: ignore[no-untyped-def]
+    counter = harness.deploy(motoko("counter"))
+    comp = harness.deploy(motoko("composite"))
+    harness.update(counter, "add", encode([Nat], [21]))
+    target = encode([Text], [Principal.from_bytes(counter).to_text()])
+    assert nat(harness.query(comp, "sum_twice", target)) == 42
+    # composite queries cannot run in replicated mode
+    rej = harness.update(comp, "sum_twice", target)
+    assert isinstance(rej, Reject) and "replicated mode" in rej.message
+    me = encode([Text], [Principal.from_bytes(comp).to_text()])
+    loop = harness.query(comp, "loop_self", me)
+    assert isinstance(loop, Reject) and "Loop detected" in loop.message  # re-thrown by Motoko
+    assert nat(harness.query(counter, "get")) == 21
