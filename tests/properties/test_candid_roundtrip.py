@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from icp import Principal
@@ -64,10 +64,10 @@ def _variant(children: st.SearchStrategy[Type]) -> st.SearchStrategy[Type]:
 
 def _extend(children: st.SearchStrategy[Type]) -> st.SearchStrategy[Type]:
     return st.one_of(
-        children.map(Opt),
-        children.map(Vec),
         _record(children),
         _variant(children),
+        children.map(Opt),
+        children.map(Vec),
     )
 
 
@@ -78,6 +78,7 @@ refs = st.one_of(
 )  # fmt: skip
 
 types = st.recursive(st.one_of(st.sampled_from(PRIMS), refs), _extend, max_leaves=8)
+arg_types = st.one_of(_record(types), _variant(types), types)
 principals = st.binary(max_size=29).map(Principal)
 
 _INT_RANGES = {
@@ -131,7 +132,7 @@ def _tag(key: str | int, v: Any) -> dict[str | int, Any]:
 
 @st.composite
 def typed_args(draw: st.DrawFn) -> tuple[list[Type], list[Any]]:
-    ts = draw(st.lists(types, max_size=3))
+    ts = draw(st.lists(arg_types, max_size=3))
     return ts, [draw(values(t)) for t in ts]
 
 
@@ -176,13 +177,23 @@ def test_values_coerce_to_opt_and_reserved(case: tuple[list[Type], list[Any]]) -
     assert len(decode(data)) == len(ts)
 
 
-def test_strategies_generate_nested_types() -> None:
-    seen: set[str] = set()
+def _kinds(t0: Type, out: set[type]) -> set[type]:
+    t = resolve(t0)
+    out.add(type(t))
+    if isinstance(t, (Opt, Vec)):
+        _kinds(t.inner, out)
+    elif isinstance(t, (Record, Variant)):
+        for f in t.fields:
+            _kinds(f.type, out)
+    return out
 
-    @settings(max_examples=60, deadline=None)
-    @given(types)
-    def collect(t: Type) -> None:
-        seen.add(type(resolve(t)).__name__)
 
-    collect()
-    assert len({"Record", "Variant", "Opt", "Vec"} & seen) >= 3
+def _has_kind(kind: type, t: Type) -> bool:
+    return kind in _kinds(t, set())
+
+
+def test_strategies_generate_every_constructor() -> None:
+    probe = settings(max_examples=3000, database=None, derandomize=True)
+    for kind in (Opt, Vec, Record, Variant, Func, Service):
+        found = find(types, partial(_has_kind, kind), settings=probe)
+        assert _has_kind(kind, found)
