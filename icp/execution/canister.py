@@ -172,7 +172,7 @@ class CanisterState:
     call_contexts: dict[int, CallContext] = attrs.field(factory=dict)
     callbacks: dict[int, Callback] = attrs.field(factory=dict)
     next_id: int = 1
-    stop_requests: tuple[bytes, ...] = ()  # message ids / origins waiting for "stopped"
+    stop_requests: tuple[Origin, ...] = ()  # stop_canister callers waiting for "stopped"
     cycles_burned_total: int = 0
     logs: tuple[bytes, ...] = ()
 

@@ -101,7 +101,7 @@ def encode_system_state(state: CanisterState) -> bytes:
              list(c.cleanup) if c.cleanup else None, c.cycles_sent, c.prepaid]
             for k, c in sorted(state.callbacks.items())
         ],
-        "stop_requests": list(state.stop_requests),
+        "stop_requests": [_origin_to(o) for o in state.stop_requests],
         "burned": state.cycles_burned_total,
         "logs": list(state.logs),
         "code": code,
@@ -134,7 +134,7 @@ def decode_system_state(data: bytes) -> tuple[CanisterState, list[Any]]:
                             (cl[0], cl[1]) if cl else None, sent, pre)
                 for k, cc, callee, rp, rj, cl, sent, pre in d["callbacks"]
             },
-            stop_requests=tuple(d["stop_requests"]),
+            stop_requests=tuple(_origin_from(o) for o in d["stop_requests"]),
             cycles_burned_total=d["burned"],
             logs=tuple(d["logs"]),
         )  # fmt: skip

@@ -251,10 +251,33 @@ def _finish_call_context(state: CanisterState, cc_id: int, outputs: list[Output]
     return _maybe_stopped(state, outputs)
 
 
+STOP_REPLY = b"DIDL\x00\x00"
+"""The Candid empty reply ``()`` of ``stop_canister``."""
+
+
 def _maybe_stopped(state: CanisterState, outputs: list[Output]) -> CanisterState:
+    """Move a stopping canister with no open call contexts to stopped; answer stop calls.
+
+    Spec: interface spec §"IC method stop_canister" (digest §5.4, §6.2).
+    """
     if state.status is CanisterStatus.STOPPING and not state.call_contexts:
-        state = attrs.evolve(state, status=CanisterStatus.STOPPED, version=state.version + 1)
+        for origin in state.stop_requests:
+            outputs.extend(respond_to_origin(MANAGEMENT_ID, origin, Reply(STOP_REPLY)))
+        state = attrs.evolve(
+            state, status=CanisterStatus.STOPPED, version=state.version + 1, stop_requests=()
+        )
     return state
+
+
+MANAGEMENT_ID = b""
+
+
+def respond_to_origin(respondent: bytes, origin: Origin, response: Response) -> list[Output]:
+    if isinstance(origin, IngressOrigin):
+        return [IngressResult(origin.message_id, response)]
+    if isinstance(origin, CanisterOrigin):
+        return [CanisterResponse(origin.caller, respondent, origin.callback_id, response, 0)]
+    return []
 
 
 def _apply_effects(

@@ -33,17 +33,20 @@ from icp.candid import (
     decode,
     encode,
 )
-from icp.execution.canister import CanisterSettings, CanisterState, CanisterStatus
+from icp.execution.canister import CanisterSettings, CanisterState, CanisterStatus, Origin
 from icp.execution.cycles import MAX_CYCLES, idle_cycles_burned_per_day, scale_cost
 from icp.execution.errors import CanisterError, ErrorCode, RejectCode
 from icp.execution.executor import (
     ExecutionEnvironment,
+    Output,
     UpgradeOptions,
     canister_text,
     install_code,
     new_canister,
+    respond_to_origin,
     uninstall_code,
 )
+from icp.execution.system_api import Reject
 from icp.principal import Principal
 
 CanisterSettingsT = Record(
@@ -236,11 +239,17 @@ EMPTY_REPLY = encode([], [])
 
 @attrs.frozen(slots=True)
 class ManagementResult:
-    """The outcome of one management call: new subnet state, reply bytes, cycles refunded."""
+    """The outcome of one management call: new subnet state, reply bytes, cycles refunded.
+
+    ``deferred`` means the reply is sent later (``stop_canister`` on a stopping canister);
+    ``outputs`` are other responses the call caused (cancelled stop requests).
+    """
 
     subnet: SubnetExecutionState
     reply: bytes
     refund: int
+    deferred: bool = False
+    outputs: tuple[Output, ...] = ()
 
 
 def execute_management_call(
@@ -254,6 +263,7 @@ def execute_management_call(
     *,
     from_canister: bool,
     random_tape: Callable[[], bytes] | None = None,
+    origin: Origin | None = None,
 ) -> ManagementResult:
     """Execute one management canister method; raise ``CanisterError`` on reject.
 
@@ -384,10 +394,41 @@ def execute_management_call(
         st = _target(subnet, a["canister_id"])
         _require_controller(st, caller)
         if method == "start_canister":
-            st = attrs.evolve(st, status=CanisterStatus.RUNNING, version=st.version + 1)
+            # pending stop_canister calls are rejected (IC0511 CanisterStoppingCancelled)
+            cancelled: list[Output] = []
+            for o in st.stop_requests:
+                cancelled.extend(
+                    respond_to_origin(
+                        b"",
+                        o,
+                        Reject(
+                            int(RejectCode.CANISTER_ERROR),
+                            f"Canister {canister_text(st.canister_id)} was started before it "
+                            "stopped: stop_canister request cancelled.",
+                            "IC0511",
+                        ),
+                    )
+                )
+            st = attrs.evolve(
+                st, status=CanisterStatus.RUNNING, version=st.version + 1, stop_requests=()
+            )
+            return ManagementResult(
+                _with(subnet, st), EMPTY_REPLY, cycles, outputs=tuple(cancelled)
+            )
         elif method == "stop_canister":
-            new_status = CanisterStatus.STOPPED if not st.call_contexts else CanisterStatus.STOPPING
-            st = attrs.evolve(st, status=new_status, version=st.version + 1)
+            if st.status is CanisterStatus.STOPPED:
+                return ManagementResult(subnet, EMPTY_REPLY, cycles)
+            if not st.call_contexts or origin is None:
+                st = attrs.evolve(st, status=CanisterStatus.STOPPED, version=st.version + 1)
+                return ManagementResult(_with(subnet, st), EMPTY_REPLY, cycles)
+            # stopping: the reply is sent when the last call context closes
+            st = attrs.evolve(
+                st,
+                status=CanisterStatus.STOPPING,
+                version=st.version + 1,
+                stop_requests=(*st.stop_requests, origin),
+            )
+            return ManagementResult(_with(subnet, st), EMPTY_REPLY, cycles, deferred=True)
         else:
             if st.status is not CanisterStatus.STOPPED:
                 raise _err(

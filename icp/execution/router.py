@@ -19,7 +19,7 @@ from collections import deque
 
 import attrs
 
-from icp.execution.canister import CanisterState
+from icp.execution.canister import CanisterOrigin, CanisterState, IngressOrigin, Origin
 from icp.execution.errors import CanisterError, ErrorCode, RejectCode
 from icp.execution.executor import (
     CanisterRequest,
@@ -150,11 +150,15 @@ class Router:
             res = execute_management_call(
                 self.subnet, msg.sender, msg.method_name, msg.arg, cycles, self.time, self.env,
                 from_canister=isinstance(msg, CanisterRequest), random_tape=self._random,
+                origin=_origin(msg),
             )  # fmt: skip
         except CanisterError as err:
             self._route(_reject_outputs(msg, err))
             return
         self.subnet = res.subnet
+        self._route(list(res.outputs))
+        if res.deferred:
+            return
         from icp.execution.system_api import Reply
 
         if isinstance(msg, CanisterRequest):
@@ -189,6 +193,12 @@ class Router:
             self.put(st)
             self._route(outs + outs2)
         self.run()
+
+
+def _origin(msg: IngressMessage | CanisterRequest) -> Origin:
+    if isinstance(msg, CanisterRequest):
+        return CanisterOrigin(msg.sender, msg.callback_id)
+    return IngressOrigin(msg.message_id, msg.sender)
 
 
 def _text(cid: bytes) -> str:

@@ -79,3 +79,25 @@ def test_create_canister_and_raw_rand_are_canister_only(harness) -> None:  # typ
     assert isinstance(rej, Reject)
     rej = r.update(harness.user, b"", "raw_rand", encode([], []))
     assert isinstance(rej, Reject)
+
+
+def test_stop_waits_for_open_call_contexts(harness, motoko) -> None:  # type: ignore[no-untyped-def]
+    from icp.candid import Text
+    from icp.execution.canister import CanisterStatus
+
+    r = harness.router
+    counter = harness.deploy(motoko("counter"))
+    caller = harness.deploy(motoko("caller"))
+    target = encode([Text], [Principal.from_bytes(counter).to_text()])
+    call = r.submit(harness.user, caller, "call_inc", target)
+    stop = r.submit(harness.user, b"", "stop_canister", _id(caller))
+    r.step()  # caller runs call_inc and waits for the counter
+    r.step()  # stop_canister: the caller is now stopping, the stop call waits
+    assert r.canister(caller).status is CanisterStatus.STOPPING
+    assert stop not in r.results
+    late = r.submit(harness.user, caller, "get_calls", encode([], []))
+    r.run()
+    assert isinstance(r.results[call], Reply)  # the open call context completed
+    assert r.results[stop] == Reply(encode([], []))
+    assert isinstance(r.results[late], Reject) and r.results[late].error_code == "IC0509"
+    assert r.canister(caller).status is CanisterStatus.STOPPED
