@@ -114,6 +114,7 @@ class Validator:
         out: list[ChangeAction] = []
         batches: dict[tuple[type, bytes], list[tuple[bytes, bytes, bytes]]] = defaultdict(list)
         proposals_seen: dict[tuple[Height, NodeIndex], BlockProposal] = {}
+        proven: set[tuple[Height, NodeIndex]] = set()
         for key, artifact in pool.unvalidated_artifacts():
             try:
                 check = self.check(pool, artifact, now)
@@ -126,7 +127,7 @@ class Validator:
             elif check.verdict is Verdict.VALID:
                 out.append(MoveToValidated(key, relay=self._relay(pool, artifact)))
                 if isinstance(artifact, BlockProposal):
-                    out.extend(self._equivocation(pool, artifact, proposals_seen))
+                    out.extend(self._equivocation(pool, artifact, proposals_seen, proven))
             elif check.verdict is Verdict.INVALID:
                 out.append(HandleInvalid(key, f"{type(artifact).__name__}: {check.reason}"))
             elif check.verdict is Verdict.USELESS:
@@ -155,6 +156,7 @@ class Validator:
         pool: PoolReader,
         proposal: BlockProposal,
         seen: dict[tuple[Height, NodeIndex], BlockProposal],
+        proven: set[tuple[Height, NodeIndex]],
     ) -> list[ChangeAction]:
         """Return an equivocation proof if ``proposal``'s signer already signed another block.
 
@@ -167,8 +169,9 @@ class Validator:
         seen[key] = proposal
         for other in others:
             if other.block.block_hash() != proposal.block.block_hash():
-                if proposal.signer in pool.equivocators_at(proposal.height):
+                if proposal.signer in pool.equivocators_at(proposal.height) or key in proven:
                     return []
+                proven.add(key)
                 first, second = sorted((other, proposal), key=lambda p: p.block.block_hash())
                 return [
                     AddToValidated(
