@@ -22,6 +22,7 @@ from typing import Final
 
 import attrs
 
+from icp.state.pmap import PMap
 from icp.types import Time
 
 INGRESS_HISTORY_MAX_MESSAGES: Final = 600_000
@@ -67,6 +68,8 @@ class IngressStatus:
     reject_code: int | None = None
     reject_message: str | None = None
     error_code: str | None = None
+    sender: bytes | None = None  # the request's sender (read_state permission check)
+    effective_canister_id: bytes | None = None  # where the request was sent (same)
 
     def __attrs_post_init__(self) -> None:
         if (self.reply is not None) != (self.status is RequestStatus.REPLIED):
@@ -90,11 +93,28 @@ class IngressStatus:
         return fields
 
 
+def _to_pmap(entries: Mapping[bytes, IngressStatus]) -> PMap[IngressStatus]:
+    return entries if isinstance(entries, PMap) else PMap(entries)
+
+
+def _expiry_key(expiry: int, message_id: bytes) -> bytes:
+    return expiry.to_bytes(8, "big") + message_id
+
+
 @attrs.frozen
 class IngressHistory:
-    """The status of each request id; an immutable value, changed by returning a new one."""
+    """The status of each request id; an immutable value, changed by returning a new one.
 
-    entries: Mapping[bytes, IngressStatus] = attrs.field(factory=dict)
+    Both maps are persistent (``PMap``): a status change copies O(log n) nodes, and
+    pruning by expiry visits only the entries it drops (``by_expiry`` orders them).
+    """
+
+    entries: PMap[IngressStatus] = attrs.field(factory=PMap, converter=_to_pmap)
+    by_expiry: PMap[bytes] = attrs.field(eq=False, repr=False)
+
+    @by_expiry.default
+    def _index(self) -> PMap[bytes]:
+        return PMap((_expiry_key(v.expiry, k), k) for k, v in self.entries.items())
 
     def get(self, message_id: bytes) -> IngressStatus | None:
         return self.entries.get(message_id)
@@ -113,13 +133,36 @@ class IngressHistory:
                 f"request {message_id.hex()} cannot go from {old.status.value} "
                 f"to {new.status.value}"
             )
-        return IngressHistory({**self.entries, message_id: new})
+        if old is None and len(self.entries) >= INGRESS_HISTORY_MAX_MESSAGES:
+            raise IngressHistoryError(
+                f"ingress history is full ({INGRESS_HISTORY_MAX_MESSAGES} messages)"
+            )
+        index = self.by_expiry
+        if old is not None and old.expiry != new.expiry:
+            index = index.remove(_expiry_key(old.expiry, message_id))
+        index = index.set(_expiry_key(new.expiry, message_id), message_id)
+        return IngressHistory(self.entries.set(message_id, new), index)
 
     def forget_replies(self, message_id: bytes) -> IngressHistory:
         """Move a replied/rejected request to ``done`` (dropping its payload)."""
         old = self.entries[message_id]
-        return self.set_status(message_id, IngressStatus(RequestStatus.DONE, old.expiry))
+        done = IngressStatus(
+            RequestStatus.DONE,
+            old.expiry,
+            sender=old.sender,
+            effective_canister_id=old.effective_canister_id,
+        )
+        return self.set_status(message_id, done)
 
     def prune(self, now: Time) -> IngressHistory:
-        """Drop entries whose expiry lies before ``now`` (only then may they go)."""
-        return IngressHistory({k: v for k, v in self.entries.items() if v.expiry >= now})
+        """Drop entries whose expiry lies before ``now`` (only then may they go).
+
+        Costs O(k log n) for k dropped entries.
+        """
+        entries, index = self.entries, self.by_expiry
+        for key, message_id in self.by_expiry.items_from(b""):
+            if int.from_bytes(key[:8], "big") >= now:
+                break
+            entries = entries.remove(message_id)
+            index = index.remove(key)
+        return IngressHistory(entries, index)

@@ -1,0 +1,307 @@
+"""A persistent sorted map (a treap with hash priorities) for replicated state.
+
+Theory of operation.  A *treap* is a binary search tree on keys that is also a heap
+on priorities.  Here a key's priority is a hash of the key, so for a given set of
+keys there is exactly one treap: the shape is a function of the contents, not of
+the order of insertions.  That gives the two things the replicated state needs:
+
+* **Structural sharing.**  ``set``/``remove`` copy only the O(log n) nodes on the
+  path to the key and return a new map; the old map is unchanged and shares every
+  other node.  Deriving the next height's state costs what changed, not what exists.
+* **Incremental, canonical hash trees.**  The map's nodes double as the fork
+  structure of a hash-tree level (``hash_tree``): node = ``left · Labeled(key, f(v))
+  · right``.  Each node memoizes its hash tree, so after a few updates only the
+  copied path is re-hashed, and because the shape is canonical every replica that
+  holds the same contents gets the same root hash whatever its update history.
+
+Keys are bytes (labels of the state tree) compared bytewise.  Expected depth is
+about ``2 ln n`` (≈ 27 for 600,000 ingress-history entries); priorities come from
+BLAKE2b, so grinding keys into a deep treap costs an attacker hash work per level.
+
+Spec: the interface spec allows any fork structure whose flattening lists labels in
+increasing order (§"Certification", well-formed trees; ``shared/spec/interface.md``
+§2.1); the IC's own state manager likewise shares structure between heights
+(protocol digest §4.7).  Treaps: Seidel & Aragon, "Randomized search trees" (1996).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from typing import Any, Generic, TypeVar
+
+from icp.crypto import hashtree
+from icp.crypto.hashtree import HashTree
+
+V = TypeVar("V")
+ValueTree = Callable[[Any], HashTree]
+"""How a value becomes the subtree under its label (must be a pure, stable function)."""
+
+
+def _priority(key: bytes) -> bytes:
+    # 8 hash bytes, then the key itself: a strict total order on priorities.
+    return hashlib.blake2b(key, digest_size=8).digest() + key
+
+
+class _Node:
+    """One treap node; immutable except for the memoized hash tree."""
+
+    __slots__ = ("ht", "ht_fn", "key", "left", "prio", "right", "value")
+
+    def __init__(
+        self, key: bytes, value: object, prio: bytes, left: _Node | None, right: _Node | None
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.prio = prio
+        self.left = left
+        self.right = right
+        self.ht: HashTree | None = None
+        self.ht_fn: ValueTree | None = None
+
+
+def _with(node: _Node, left: _Node | None, right: _Node | None) -> _Node:
+    return _Node(node.key, node.value, node.prio, left, right)
+
+
+def _insert(node: _Node | None, key: bytes, value: object, prio: bytes) -> _Node:
+    if node is None:
+        return _Node(key, value, prio, None, None)
+    if key == node.key:
+        return _Node(key, value, node.prio, node.left, node.right)
+    if key < node.key:
+        left = _insert(node.left, key, value, prio)
+        if left.prio > node.prio:  # rotate right
+            return _with(left, left.left, _with(node, left.right, node.right))
+        return _with(node, left, node.right)
+    right = _insert(node.right, key, value, prio)
+    if right.prio > node.prio:  # rotate left
+        return _with(right, _with(node, node.left, right.left), right.right)
+    return _with(node, node.left, right)
+
+
+def _merge(a: _Node | None, b: _Node | None) -> _Node | None:
+    """Join two treaps whose keys are all smaller in ``a`` than in ``b``."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.prio > b.prio:
+        return _with(a, a.left, _merge(a.right, b))
+    return _with(b, _merge(a, b.left), b.right)
+
+
+def _remove(node: _Node | None, key: bytes) -> _Node | None:
+    if node is None:
+        return None
+    if key == node.key:
+        return _merge(node.left, node.right)
+    if key < node.key:
+        left = _remove(node.left, key)
+        return node if left is node.left else _with(node, left, node.right)
+    right = _remove(node.right, key)
+    return node if right is node.right else _with(node, node.left, right)
+
+
+def _build_sorted(items: list[tuple[bytes, object]]) -> _Node | None:
+    """Build the treap of sorted, distinct keys in O(n) (Cartesian-tree construction)."""
+    stack: list[_Node] = []
+    for key, value in items:
+        node = _Node(key, value, _priority(key), None, None)
+        last: _Node | None = None
+        while stack and stack[-1].prio < node.prio:
+            last = stack.pop()
+        node.left = last
+        if stack:
+            stack[-1].right = node
+        stack.append(node)
+    return stack[0] if stack else None
+
+
+class PMap(Mapping[bytes, V], Generic[V]):
+    """An immutable sorted map from bytes to values with O(log n) persistent updates.
+
+    Iteration is in increasing key order.  Equality is by contents.
+    """
+
+    __slots__ = ("_len", "_root")
+
+    def __init__(self, items: Mapping[bytes, V] | Iterable[tuple[bytes, V]] = ()) -> None:
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        merged = dict((bytes(k), v) for k, v in pairs)
+        self._root = _build_sorted(sorted(merged.items()))
+        self._len = len(merged)
+
+    @classmethod
+    def _of(cls, root: _Node | None, length: int) -> PMap[V]:
+        out: PMap[V] = cls.__new__(cls)
+        out._root = root
+        out._len = length
+        return out
+
+    # ------------------------------------------------------------ Mapping
+
+    def __getitem__(self, key: bytes) -> V:
+        node = self._root
+        while node is not None:
+            if key == node.key:
+                return node.value  # type: ignore[return-value]
+            node = node.left if key < node.key else node.right
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, bytes):
+            return False
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[bytes]:
+        for node in self._nodes():
+            yield node.key
+
+    def _nodes(self) -> Iterator[_Node]:
+        stack: list[_Node] = []
+        node = self._root
+        while stack or node is not None:
+            while node is not None:
+                stack.append(node)
+                node = node.left
+            node = stack.pop()
+            yield node
+            node = node.right
+
+    def items(self) -> ItemsView[bytes, V]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[V]:
+        return _Values(self)
+
+    def items_from(self, start: bytes) -> Iterator[tuple[bytes, V]]:
+        """Yield ``(key, value)`` for keys ``>= start`` in increasing order."""
+        stack: list[_Node] = []
+        node = self._root
+        while node is not None:  # descend to start, remembering where to resume
+            if node.key >= start:
+                stack.append(node)
+                node = node.left
+            else:
+                node = node.right
+        while stack:
+            node = stack.pop()
+            yield node.key, node.value  # type: ignore[misc]
+            child = node.right
+            while child is not None:
+                stack.append(child)
+                child = child.left
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if isinstance(other, PMap) and other._root is self._root:
+            return True
+        return len(self) == len(other) and all(
+            k in other and other[k] == v for k, v in self.items()
+        )
+
+    def __hash__(self) -> int:  # immutable, but values may be unhashable
+        raise TypeError("PMap is not hashable")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k!r}: {v!r}" for k, v in list(self.items())[:3])
+        more = ", ..." if len(self) > 3 else ""
+        return f"PMap({{{shown}{more}}})"
+
+    # ------------------------------------------------------------ updates
+
+    def set(self, key: bytes, value: V) -> PMap[V]:
+        """Return the map with ``key`` bound to ``value`` (self if already so bound)."""
+        key = bytes(key)
+        node = self._root
+        while node is not None:
+            if key == node.key:
+                if node.value is value:
+                    return self
+                return PMap._of(_insert(self._root, key, value, node.prio), self._len)
+            node = node.left if key < node.key else node.right
+        return PMap._of(_insert(self._root, key, value, _priority(key)), self._len + 1)
+
+    def remove(self, key: bytes) -> PMap[V]:
+        """Return the map without ``key`` (self if absent)."""
+        if key not in self:
+            return self
+        return PMap._of(_remove(self._root, key), self._len - 1)
+
+    def update(self, changes: Mapping[bytes, V] | Iterable[tuple[bytes, V]]) -> PMap[V]:
+        """Return the map with every ``(key, value)`` of ``changes`` set."""
+        out = self
+        pairs = changes.items() if isinstance(changes, Mapping) else changes
+        for key, value in pairs:
+            out = out.set(key, value)
+        return out
+
+    def min_key(self) -> bytes | None:
+        """Return the smallest key, or None when empty."""
+        node = self._root
+        if node is None:
+            return None
+        while node.left is not None:
+            node = node.left
+        return node.key
+
+    # ------------------------------------------------------------ hash trees
+
+    def hash_tree(self, value_tree: ValueTree) -> HashTree:
+        """Return this map as one hash-tree level: ``Labeled(key, value_tree(value))``.
+
+        Memoized per node: after an update only the copied path is re-hashed.
+        ``value_tree`` must be a pure function and the same object across calls
+        (a memo made with another function is recomputed, never reused).
+        Spec: interface spec §"Certification" (well-formed trees; labels sorted).
+        """
+        if self._root is None:
+            return hashtree.EMPTY
+        return _node_tree(self._root, value_tree)
+
+
+class _Items(ItemsView[bytes, V]):
+    _mapping: PMap[V]
+
+    def __iter__(self) -> Iterator[tuple[bytes, V]]:
+        for node in self._mapping._nodes():
+            yield node.key, node.value  # type: ignore[misc]
+
+
+class _Values(ValuesView[V]):
+    _mapping: PMap[V]
+
+    def __iter__(self) -> Iterator[V]:
+        for node in self._mapping._nodes():
+            yield node.value  # type: ignore[misc]
+
+
+def _node_tree(node: _Node, value_tree: ValueTree) -> HashTree:
+    if node.ht is not None and node.ht_fn is value_tree:
+        return node.ht
+    tree: HashTree = hashtree.Labeled(node.key, value_tree(node.value))
+    if node.left is not None:
+        tree = hashtree.Fork(_node_tree(node.left, value_tree), tree)
+    if node.right is not None:
+        tree = hashtree.Fork(tree, _node_tree(node.right, value_tree))
+    node.ht = tree
+    node.ht_fn = value_tree
+    return tree
+
+
+def depth(m: PMap[Any]) -> int:
+    """Return the height of the treap (for tests and benchmarks)."""
+
+    def go(node: _Node | None) -> int:
+        return 0 if node is None else 1 + max(go(node.left), go(node.right))
+
+    return go(m._root)
