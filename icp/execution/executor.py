@@ -51,7 +51,9 @@ from icp.execution.cycles import (
     freezing_limit,
     ingress_induction_cost,
     instructions_refund,
+    memory_cost,
     response_transmission_refund,
+    scale_cost,
 )
 from icp.execution.engine import WasmEngine
 from icp.execution.errors import CanisterError, ErrorCode, InvalidWasm, RejectCode, WasmTrap
@@ -1020,3 +1022,32 @@ def uninstall_code(state: CanisterState) -> tuple[CanisterState, list[Output]]:
         ),
         outputs,
     )
+
+
+def charge_idle_resources(
+    state: CanisterState, seconds: int, env: ExecutionEnvironment
+) -> tuple[CanisterState, list[Output]]:
+    """Charge storage and compute allocation for ``seconds``; deallocate at zero.
+
+    A canister that cannot pay is uninstalled (its open call contexts rejected)
+    and left with 0 cycles; id, controllers and settings are kept.
+    Spec: digest §7.1 (storage per GiB-second, compute allocation fee), §6.3
+    ("balance 0 ⇒ canister deallocated").
+    """
+    if seconds <= 0:
+        return state, []
+    mem = state.runtime.memory_bytes() if state.runtime is not None else 0
+    charged = max(mem, state.settings.memory_allocation)
+    cost = memory_cost(env.fees, charged, seconds, env.subnet_size) + scale_cost(
+        env.fees,
+        env.fees.compute_percent_allocated_per_second_fee
+        * seconds
+        * state.settings.compute_allocation,
+        env.subnet_size,
+    )
+    if cost < state.cycles:
+        return attrs.evolve(state, cycles=state.cycles - cost), []
+    if state.runtime is None:
+        return attrs.evolve(state, cycles=0), []
+    emptied, outputs = uninstall_code(state)
+    return attrs.evolve(emptied, cycles=0), outputs

@@ -29,6 +29,7 @@ from icp.execution.executor import (
     IngressResult,
     Message,
     Output,
+    charge_idle_resources,
     execute_global_timer,
     execute_heartbeat,
     execute_message,
@@ -60,6 +61,7 @@ class Router:
         self._rand_counter = 0
         self._msg_counter = 0
         self.executed = 0
+        self._charged_until = time
 
     # ---- helpers -----------------------------------------------------------
     def canister(self, canister_id: bytes) -> CanisterState:
@@ -185,7 +187,14 @@ class Router:
         self.time += nanos
 
     def tick(self) -> None:
-        """Fire due timers and heartbeats, then deliver all resulting messages."""
+        """Charge idle resources, fire due timers and heartbeats, deliver all messages."""
+        seconds = (self.time - self._charged_until) // 1_000_000_000
+        if seconds > 0:
+            self._charged_until += seconds * 1_000_000_000
+            for cid in sorted(self.subnet.canisters):
+                st, outs = charge_idle_resources(self.subnet.canisters[cid], seconds, self.env)
+                self.put(st)
+                self._route(outs)
         for cid in sorted(self.subnet.canisters):
             st = self.subnet.canisters[cid]
             st, outs = execute_global_timer(st, self.time, self.env)

@@ -101,3 +101,27 @@ def test_stop_waits_for_open_call_contexts(harness, motoko) -> None:  # type: ig
     assert r.results[stop] == Reply(encode([], []))
     assert isinstance(r.results[late], Reject) and r.results[late].error_code == "IC0509"
     assert r.canister(caller).status is CanisterStatus.STOPPED
+
+
+def test_idle_storage_charges_and_deallocation(harness, wat_counter: bytes) -> None:  # type: ignore[no-untyped-def]
+    import attrs
+
+    r = harness.router
+    cid = harness.deploy(wat_counter, cycles=50_000_000_000)
+    st = r.canister(cid)
+    # reserve 1 GiB: 127_000 cycles per second on a 13-node subnet
+    r.put(
+        attrs.evolve(
+            st, settings=attrs.evolve(st.settings, memory_allocation=1 << 30, freezing_threshold=0)
+        )
+    )
+    b0 = r.canister(cid).cycles
+    r.advance_time(10 * 10**9)
+    r.tick()
+    assert b0 - r.canister(cid).cycles == 1_270_000
+    r.put(attrs.evolve(r.canister(cid), cycles=1_000_000))
+    r.advance_time(10 * 10**9)
+    r.tick()
+    gone = r.canister(cid)
+    assert gone.cycles == 0 and gone.runtime is None  # deallocated, id and settings kept
+    assert gone.settings.controllers == (harness.user,)
