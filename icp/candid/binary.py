@@ -1136,6 +1136,7 @@ def _build_enc(t: Type) -> Encoder:
         fields = [(f.key, _enc_of(f.type), is_null_like(f.type)) for f in t.fields]
         is_tuple = t.is_tuple
         n = len(fields)
+        names = {f.key for f in t.fields}
 
         def enc_record(v: Any, out: list[bytes]) -> None:
             if is_tuple and isinstance(v, (tuple, list)):
@@ -1146,13 +1147,18 @@ def _build_enc(t: Type) -> Encoder:
                 return
             if not isinstance(v, dict):
                 raise CandidError(f"record value must be a dict, got {type(v).__name__}")
+            found = 0
             for key, enc, optional in fields:
                 if key in v:
                     enc(v[key], out)
+                    found += 1
                 elif optional:
                     enc(None, out)
                 else:
                     raise CandidError(f"record value lacks field {key!r}")
+            if found != len(v):
+                extra = sorted(map(repr, v.keys() - names))
+                raise CandidError(f"record type has no field(s) {', '.join(extra)}")
 
         return enc_record
     if isinstance(t, Variant):

@@ -150,6 +150,7 @@ def test_subtyping_on_decode() -> None:
         (Empty, None, "empty"),
         (Opt(Opt(Nat)), 5, "Some"),
         (Record({"a": Nat}), {}, "lacks field"),
+        (Record({"a": Nat, "b": Opt(Nat)}), {"a": 1, "typo": 2}, "no field.*'typo'"),
         (Record([Nat, Nat]), (1,), "needs 2"),
         (Variant({"a": Nat}), {"b": 1}, "no tag"),
         (Variant({"a": Nat}), {}, "one-entry"),
