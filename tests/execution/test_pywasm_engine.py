@@ -28,6 +28,7 @@ SCRIPT = [
     (Context.U, "canister_update reply_twice", b""),
     (Context.NRQ, "canister_query reply_in_init_ctx_misuse", b""),
     (Context.U, "canister_update inc", b""),
+    (Context.NRQ, "canister_query nan", b""),
 ]
 
 
@@ -70,6 +71,14 @@ def test_same_results_instructions_and_state(wat_counter: bytes) -> None:
     assert snap_w.digest() == snap_p.digest()
     assert st_w == st_p
     assert any(entry[1] == "trap" for entry in log_w) and any(entry[1] == "ok" for entry in log_w)
+
+
+def test_nan_results_are_canonical(wat_counter: bytes) -> None:
+    log, _, _ = run_script(WasmtimeEngine(), wat_counter)
+    nan = next(entry for entry in log if entry[0] == "canister_query nan")
+    data = nan[3].data  # type: ignore[union-attr]
+    assert data[:4] == (0x7FC00000).to_bytes(4, "little")
+    assert data[4:] == (0x7FF8000000000000).to_bytes(8, "little")
 
 
 def test_pywasm_rejects_memory64(motoko) -> None:  # type: ignore[no-untyped-def]

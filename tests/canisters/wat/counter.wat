@@ -65,6 +65,12 @@
         (br $l)))
     (call $reply_i64 (local.get $acc)))
   (func (export "canister_update spin") (loop $l (br $l)))
+  ;; 0/0 in f32 and f64: NaN bit patterns must be canonical on every engine
+  (func (export "canister_query nan")
+    (i32.store (i32.const 0) (i32.reinterpret_f32 (f32.div (f32.convert_i32_s (global.get $zero)) (f32.convert_i32_s (global.get $zero)))))
+    (i64.store (i32.const 4) (i64.reinterpret_f64 (f64.div (f64.convert_i32_s (global.get $zero)) (f64.convert_i32_s (global.get $zero)))))
+    (call $reply_append (i32.const 0) (i32.const 12))
+    (call $reply))
   (func $recurse (param i64) (result i64) (i64.add (call $recurse (local.get 0)) (i64.const 1)))
   (func (export "canister_update recurse") (drop (call $recurse (i64.const 0))))
   (func (export "canister_update div_zero") (drop (i32.div_u (i32.const 1) (global.get $zero))))
