@@ -17,7 +17,7 @@ spec §"System API".
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import cbor2
@@ -152,6 +152,23 @@ class PyApi:
         """Return the argument (or reply payload in a reply callback)."""
         self._check("msg_arg_data_size")
         return self._api.input.arg
+
+    def arg_values(self, types: Sequence[Any]) -> list[Any]:
+        """Decode the argument as Candid at ``types``; trap (as a CDK would) on bad input."""
+        from icp.candid import CandidError, decode
+
+        try:
+            return decode(self.arg(), list(types))
+        except CandidError as exc:
+            raise WasmTrap(
+                TrapKind.CALLED_TRAP, f"failed to decode call arguments: {exc}"
+            ) from None
+
+    def reply_values(self, types: Sequence[Any], values: Sequence[Any]) -> None:
+        """Reply with Candid-encoded ``values`` at ``types``."""
+        from icp.candid import encode
+
+        self.reply(encode(list(types), list(values)))
 
     def caller(self) -> bytes:
         """Return the caller principal bytes."""

@@ -114,3 +114,28 @@ def test_cycles_flow_between_python_and_wasm(harness, wat_counter: bytes) -> Non
     assert r.canister(pid).call_contexts == {} and r.canister(pid).callbacks == {}
     # calling a missing canister: DESTINATION_INVALID comes back to the reject callback
     assert harness.update(pid, "pay", b"\x00" * 8 + b"\x7f\x01").data.startswith(b"rejected:")
+
+
+class Greeter(PythonCanister):
+    @query
+    def greet(self, api: PyApi) -> None:
+        from icp.candid import Text
+
+        (name,) = api.arg_values([Text])
+        api.reply_values([Text], [f"hello, {name}"])
+
+
+def test_python_canister_candid_boundary(harness) -> None:  # type: ignore[no-untyped-def]
+    from icp.candid import Nat, Text, decode, encode
+
+    r = harness.router
+    cid = b"\x00\x00\x00\x00\x00\x00\x00\x0b\x01\x01"
+    st = install_code(
+        new_canister(cid, (harness.user,), 10**14, r.env.limits), "install", Greeter(), b"",
+        harness.user, r.time, r.env,
+    )  # fmt: skip
+    r.put(st)
+    rep = harness.query(cid, "greet", encode([Text], ["ic"]))
+    assert isinstance(rep, Reply) and decode(rep.data, [Text]) == ["hello, ic"]
+    bad = harness.query(cid, "greet", encode([Nat], [5]))
+    assert isinstance(bad, Reject) and "failed to decode call arguments" in bad.message
