@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from icp.candid.binary import decode, encode
 from icp.candid.types import (
     PRIM_BY_NAME,
     Bool,
@@ -519,6 +520,22 @@ class Method(NamedTuple):
     def is_query(self) -> bool:
         """Whether the method is a query or composite query."""
         return bool(self.annotations & {"query", "composite_query"})
+
+    def encode_args(self, values: Sequence[Any]) -> bytes:
+        """Encode a call's arguments. Spec: Candid spec §"Parameters and Results"."""
+        return encode(self.args, values)
+
+    def decode_args(self, data: bytes) -> list[Any]:
+        """Decode a call's arguments at this method's types. Spec: Candid spec §"Coercion"."""
+        return decode(data, self.args)
+
+    def encode_results(self, values: Sequence[Any]) -> bytes:
+        """Encode a reply. Spec: Candid spec §"Parameters and Results"."""
+        return encode(self.results, values)
+
+    def decode_results(self, data: bytes) -> list[Any]:
+        """Decode a reply at this method's result types. Spec: Candid spec §"Coercion"."""
+        return decode(data, self.results)
 
 
 @attrs.frozen(slots=True)

@@ -97,6 +97,9 @@ def test_did_method_types_encode_and_decode() -> None:
     assert back["to"]["owner"] == owner and back["fee"] is None and back["amount"] == 10
     res = encode(m.results, [{"Err": {"InsufficientFunds": {"balance": 3}}}])
     assert decode(res, m.results) == [{"Err": {"InsufficientFunds": {"balance": 3}}}]
+    assert m.decode_results(res) == decode(res, m.results)
+    assert m.encode_args([arg]) == data and m.decode_args(data) == [back]
+    assert m.encode_results([{"Ok": 1}]) == encode(m.results, [{"Ok": 1}])
 
 
 def test_recursive_did_types() -> None:
