@@ -264,8 +264,6 @@ class Func(Type):
         bad = anns - FUNC_ANNOTATIONS.keys()
         if bad:
             raise CandidError(f"unknown function annotation(s) {sorted(bad)}")
-        if len(anns) > 1:
-            raise CandidError(f"a function has at most one annotation, got {sorted(anns)}")
         self.annotations = anns
 
 
