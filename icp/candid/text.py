@@ -1065,7 +1065,16 @@ def to_text(value: Any, typ: Type) -> str:
 
     Spec: Candid spec §"Values".
     """
-    return _print(value, typ, 0)
+    return _print_checked(value, typ)
+
+
+def _print_checked(value: Any, typ: Type) -> str:
+    try:
+        return _print(value, typ, 0)
+    except CandidError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise CandidError(f"value does not fit type {type_to_text(typ)}: {exc}") from None
 
 
 def args_to_text(values: Sequence[Any], types: Sequence[Type]) -> str:
@@ -1075,7 +1084,7 @@ def args_to_text(values: Sequence[Any], types: Sequence[Type]) -> str:
     """
     if len(values) != len(types):
         raise CandidError(f"{len(types)} types but {len(values)} values")
-    return "(" + ", ".join(_print(v, t, 0) for v, t in zip(values, types, strict=True)) + ")"
+    return "(" + ", ".join(_print_checked(v, t) for v, t in zip(values, types, strict=True)) + ")"
 
 
 def _print(v: Any, typ: Type, depth: int) -> str:

@@ -185,3 +185,12 @@ def test_printing() -> None:
     assert to_text((1, "x"), Record([Nat, Text])) == 'record { 1; "x" }'
     assert math.isnan(parse_value(to_text(math.nan, Float64), Float64))
     assert parse_value(to_text(-math.inf, Float64), Float64) == -math.inf
+
+
+@pytest.mark.parametrize(
+    ("value", "typ"),
+    [({}, Record({"a": Nat})), ("x", Nat), ({"a": 1, "b": 2}, Variant({"a": Nat})), (5, Vec(Nat))],
+)
+def test_printing_bad_values_is_a_candid_error(value: object, typ: object) -> None:
+    with pytest.raises(CandidError):
+        to_text(value, typ)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from icp import Principal
 from icp.candid import (
     Bool,
+    CandidError,
     Float32,
     Float64,
     Func,
@@ -197,3 +198,38 @@ def test_strategies_generate_every_constructor() -> None:
     for kind in (Opt, Vec, Record, Variant, Func, Service):
         found = find(types, partial(_has_kind, kind), settings=probe)
         assert _has_kind(kind, found)
+
+
+junk = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(),
+        st.text(max_size=4),
+        st.binary(max_size=4),
+        principals,
+        st.sampled_from(NAMES),
+    ),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3),
+        st.tuples(kids, kids),
+        st.dictionaries(keys, kids, max_size=3),
+        kids.map(Some),
+    ),
+    max_leaves=6,
+)
+
+
+@SETTINGS
+@given(st.lists(arg_types, min_size=1, max_size=2), st.data())
+def test_encoding_junk_gives_candid_error_or_valid_bytes(
+    ts: list[Type], data: st.DataObject
+) -> None:
+    vs = [data.draw(junk) for _ in ts]
+    try:
+        encoded = encode(ts, vs)
+    except CandidError:
+        return
+    decode(encoded, ts)  # whatever was accepted must decode at its types
+    args_to_text(decode(encoded, ts), ts)
