@@ -46,7 +46,7 @@ def _priority(key: bytes) -> bytes:
 class _Node:
     """One treap node; immutable except for the memoized hash tree."""
 
-    __slots__ = ("ht", "ht_fn", "key", "left", "prio", "right", "value")
+    __slots__ = ("ht", "ht_fn", "key", "left", "prio", "right", "value", "vt", "vt_fn")
 
     def __init__(
         self, key: bytes, value: object, prio: bytes, left: _Node | None, right: _Node | None
@@ -56,12 +56,17 @@ class _Node:
         self.prio = prio
         self.left = left
         self.right = right
-        self.ht: HashTree | None = None
+        self.ht: HashTree | None = None  # memo: this node's whole subtree
         self.ht_fn: ValueTree | None = None
+        self.vt: HashTree | None = None  # memo: Labeled(key, value_tree(value))
+        self.vt_fn: ValueTree | None = None
 
 
 def _with(node: _Node, left: _Node | None, right: _Node | None) -> _Node:
-    return _Node(node.key, node.value, node.prio, left, right)
+    """Copy ``node`` with other children; the value's subtree memo carries over."""
+    out = _Node(node.key, node.value, node.prio, left, right)
+    out.vt, out.vt_fn = node.vt, node.vt_fn
+    return out
 
 
 def _insert(node: _Node | None, key: bytes, value: object, prio: bytes) -> _Node:
@@ -288,7 +293,10 @@ class _Values(ValuesView[V]):
 def _node_tree(node: _Node, value_tree: ValueTree) -> HashTree:
     if node.ht is not None and node.ht_fn is value_tree:
         return node.ht
-    tree: HashTree = hashtree.Labeled(node.key, value_tree(node.value))
+    if node.vt is None or node.vt_fn is not value_tree:
+        node.vt = hashtree.Labeled(node.key, value_tree(node.value))
+        node.vt_fn = value_tree
+    tree: HashTree = node.vt
     if node.left is not None:
         tree = hashtree.Fork(_node_tree(node.left, value_tree), tree)
     if node.right is not None:
