@@ -92,7 +92,7 @@ def main() -> None:
             if not ok:
                 failures.append(f"{a.file}:{a.line} {a.desc}")
     print(f"icp-py-core candid: {passed} / {total} binary assertions pass")
-    for f in failures[:15]:
+    for f in failures:
         print("  FAIL", f)
 
 
