@@ -13,7 +13,9 @@ Spec: interface spec §"Execution" (determinism, atomic executions); digest §5.
 
 from __future__ import annotations
 
+import array
 import ctypes
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -30,6 +32,9 @@ from icp.execution.wasm_binary import (
     InstrumentedModule,
     ParsedModule,
 )
+
+_MEMSET_THRESHOLD = 2048
+"""Above this many dirty pages, clear the whole byte map with one memset."""
 
 _VT = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
 
@@ -127,6 +132,7 @@ class WasmtimeInstance:
         self._binding = _Binding()
         self._exports = set(self._im.parsed.exported_functions)
         self.dirty_since_checkpoint: set[int] = set()
+        self._committed: list[array.array[int]] = []
         self._globals_before: list[tuple[int, Any]] = []
         self._size_before = 0
         self._in_tx = False
@@ -242,29 +248,42 @@ class WasmtimeInstance:
         arr = (ctypes.c_uint32 * count).from_address(bm + self._im.list_offset)
         return list(arr)
 
-    def _clear_marks(self, pages: list[int]) -> None:
+    def _clear_marks(self, pages: Sequence[int]) -> None:
         if self._bytemap is None:
             return
         bm = self._ptr(self._bytemap)
-        for page in pages:
-            ctypes.c_ubyte.from_address(bm + page).value = 0
+        if len(pages) > _MEMSET_THRESHOLD:
+            ctypes.memset(bm, 0, self._im.bytemap_pages)  # constant size: max heap / 4 KiB
+        else:
+            view = (ctypes.c_ubyte * self._im.bytemap_pages).from_address(bm)
+            for page in pages:
+                view[page] = 0
         self._dirty.set_value(self._store, wasmtime.Val.i32(0))
+
+    def _committed_list(self) -> array.array[int]:
+        count = int(self._dirty.value(self._store))
+        out: array.array[int] = array.array("I")
+        if count and self._bytemap is not None:
+            bm = self._ptr(self._bytemap)
+            out.frombytes(ctypes.string_at(bm + self._im.list_offset, 4 * count))
+        return out
 
     def begin(self) -> None:
         """Start a transaction (changes made outside one are committed first)."""
-        stale = self._dirty_list()
+        stale = self._committed_list()
         if stale:
-            self.dirty_since_checkpoint.update(stale)
+            self._committed.append(stale)
             self._clear_marks(stale)
         self._in_tx = True
         self._size_before = self.size()
         self._globals_before = [(i, g.value(self._store)) for i, g in self._globals]
 
     def commit(self) -> None:
-        """Keep the changes."""
-        pages = self._dirty_list()
-        self.dirty_since_checkpoint.update(pages)
-        self._clear_marks(pages)
+        """Keep the changes: O(pages written), the page list is kept for checkpoints."""
+        pages = self._committed_list()
+        if pages:
+            self._committed.append(pages)
+            self._clear_marks(pages)
         if self.size() != self._size_before:
             self.dirty_since_checkpoint.update(
                 range(self._size_before // PAGE_SIZE, self.size() // PAGE_SIZE)
@@ -397,14 +416,19 @@ class WasmtimeInstance:
                 raise ValueError("global layout mismatch")
             g.set_value(self._store, _from_bits(types[idx], bits))
         self.dirty_since_checkpoint = set(range(self.size() // PAGE_SIZE))
+        self._committed = []
 
     def dirty_pages_since_checkpoint(self) -> set[int]:
         """Pages changed since the last checkpoint."""
-        return set(self.dirty_since_checkpoint)
+        out = set(self.dirty_since_checkpoint)
+        for chunk in self._committed:
+            out.update(chunk)
+        return out
 
     def mark_checkpointed(self) -> None:
         """Forget dirty pages."""
         self.dirty_since_checkpoint = set()
+        self._committed = []
 
 
 _TRAP_TEXT = {
