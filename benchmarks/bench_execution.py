@@ -115,7 +115,7 @@ def bench_motoko_compute() -> None:
     msg = IngressMessage(b"m", b"\x04", st.canister_id, "work", arg)
     c0 = st.cycles
     t = time.perf_counter()
-    st, outs = execute_message(st, msg, 1, env)
+    st, _outs = execute_message(st, msg, 1, env)
     metered = time.perf_counter() - t
     instructions = c0 - st.cycles - 5_000_000 - 1_200_000  # 1 cycle per instruction
     store = wasmtime.Store(WasmtimeEngine().engine)
