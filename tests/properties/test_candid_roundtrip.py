@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,9 @@ from icp.candid import (
     parse_args,
 )
 from icp.candid.types import Prim, is_null_like, resolve
+
+# Value strategies are built per generated type; hypothesis warns about their long repr.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
 PRIMS: list[Type] = [
     Null, Bool, Nat, Int, Nat8, Nat16, Nat32, Nat64, Int8, Int16, Int32, Int64,
