@@ -74,9 +74,8 @@ def make_state() -> ReplicatedState:
          SubnetTopology(REMOTE, KEY + bytes(96))),
         RoutingTable(((CanisterIdRange.from_indices(0, 2**20 - 1), SUBNET),)),
     )  # fmt: skip
-    history = IngressHistory(
-        {rid(i): IngressStatus(RequestStatus.REPLIED, Time(T0), reply=b"DIDL\x00\x00") for i in range(STATUSES)}
-    )  # fmt: skip
+    replied = IngressStatus(RequestStatus.REPLIED, Time(T0), reply=b"DIDL\x00\x00")
+    history = IngressHistory({rid(i): replied for i in range(STATUSES)})
     canisters = {
         Principal.from_canister_index(i).raw: CanisterState(
             Principal.from_canister_index(i).raw, CanisterSettings((b"\x01" * 29,)), 10**12,
@@ -137,7 +136,7 @@ def main() -> None:
     it = iter(copies)
     full = best(lambda: build_state_tree(next(it)), repeat=3)
     reference = best(lambda: naive(state), repeat=3)
-    print(f"full build (unshared maps)       {ms(full)}   ratio vs naive hashtree.build {full / reference:6.2f}x")
+    print(f"full build (unshared maps)       {ms(full)}   vs naive: {full / reference:6.2f}x")
     print(f"naive hashtree.build (reference) {ms(reference)}")
 
     builder = StateTreeBuilder()
@@ -156,12 +155,14 @@ def main() -> None:
     assert builder.build(last).digest() == build_state_tree(unshared(last)).digest()
 
     tree = builder.build(last)
-    paths = [["time"], ["request_status", rid(17)]]
+    paths: list[list[bytes | str]] = [["time"], ["request_status", rid(17)]]
     ours = best(lambda: witness(tree, paths))
     generic = best(lambda: hashtree.prune(tree, paths), repeat=3)
-    print(f"witness for one request          {ms(ours)}   hashtree.prune / witness = {generic / ours:8.1f}x")
+    print(f"witness for one request          {ms(ours)}   prune / witness = {generic / ours:8.1f}x")
     manifest = best(lambda: state_hash(state), repeat=2)
-    print(f"checkpoint manifest hash         {ms(manifest)}   ratio vs full tree build {manifest / full:6.2f}x")
+    print(
+        f"checkpoint manifest hash         {ms(manifest)}   vs full build: {manifest / full:6.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -36,14 +36,14 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 import cbor2
 
 from icp.crypto.hashing import hash_with_domain
 from icp.execution.canister import CanisterState
-from icp.execution.engine import InstanceState, WasmEngine
+from icp.execution.engine import InstanceState
 from icp.execution.runtime import PythonCanister, PythonRuntime, WasmRuntime
 from icp.execution.stable_memory import CHUNK as STABLE_CHUNK
 from icp.execution.stable_memory import StableMemory
@@ -62,6 +62,14 @@ CHUNK_DOMAIN: Final = b"ic-state-chunk"
 FILE_DOMAIN: Final = b"ic-state-file"
 MANIFEST_DOMAIN: Final = b"ic-state-manifest"
 _WASM_HEADER: Final = b"\x00asm\x01\x00\x00\x00"
+
+
+class ModuleEngine(Protocol):
+    """What restoring needs from a Wasm engine (``icp.execution``'s engines fit)."""
+
+    def compile(self, wasm: bytes, /) -> Any: ...
+
+    def instantiate(self, module: Any, memory_limit: int, /) -> Any: ...
 
 
 class CheckpointError(Exception):
@@ -435,7 +443,7 @@ def _restore_canister(
     base: str,
     files: Mapping[str, bytes],
     codec: Codec,
-    engine: WasmEngine | None,
+    engine: ModuleEngine | None,
     python_code: Mapping[bytes, PythonCanister],
 ) -> CanisterState:
     canister = codec.decode(files[base + "canister.cbor"])
@@ -485,7 +493,7 @@ class LoadedCheckpoint:
 def load_checkpoint(
     path: Path,
     *,
-    engine: WasmEngine | None = None,
+    engine: ModuleEngine | None = None,
     python_canisters: Iterable[PythonCanister] = (),
     expected_state_hash: bytes | None = None,
     codec: Codec | None = None,
@@ -521,7 +529,7 @@ def load_checkpoint(
 def load_latest(
     root: Path,
     *,
-    engine: WasmEngine | None = None,
+    engine: ModuleEngine | None = None,
     python_canisters: Iterable[PythonCanister] = (),
     codec: Codec | None = None,
 ) -> LoadedCheckpoint | None:

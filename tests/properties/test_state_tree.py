@@ -18,7 +18,15 @@ from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStat
 from icp.state.replicated_state import ReplicatedState
 from icp.state.tree import build_state_tree, witness
 from icp.types import Height, Time
-from tests.state.builders import T0, USER, World, app_canister_id, empty_state, plain_canister, world
+from tests.state.builders import (
+    T0,
+    USER,
+    World,
+    app_canister_id,
+    empty_state,
+    plain_canister,
+    world,
+)
 
 STATUSES = [RequestStatus.RECEIVED, RequestStatus.PROCESSING, RequestStatus.DONE]
 
@@ -36,7 +44,9 @@ def states(draw: st.DrawFn) -> ReplicatedState:
         rid = hashlib.sha256(i.to_bytes(2, "big")).digest()
         status = draw(st.sampled_from(STATUSES))
         if draw(st.booleans()):
-            entry = IngressStatus(RequestStatus.REPLIED, Time(T0), reply=draw(st.binary(max_size=8)))
+            entry = IngressStatus(
+                RequestStatus.REPLIED, Time(T0), reply=draw(st.binary(max_size=8))
+            )
         else:
             entry = IngressStatus(status, Time(T0))
         history = history.set_status(rid, entry)
@@ -83,7 +93,9 @@ def test_any_witness_keeps_the_root_and_agrees_with_the_full_tree(
 
 @settings(max_examples=8, deadline=None)
 @given(states(), st.data())
-def test_certificates_verify_with_the_subnet_key(state: ReplicatedState, data: st.DataObject) -> None:
+def test_certificates_verify_with_the_subnet_key(
+    state: ReplicatedState, data: st.DataObject
+) -> None:
     w = the_world()
     tree = build_state_tree(state)
     root = tree.digest()

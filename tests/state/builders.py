@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 import attrs
 import wasmtime
@@ -11,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from icp.crypto import threshold
 from icp.execution.canister import CanisterState
-from icp.execution.executor import ExecutionEnvironment, install_code, new_canister
 from icp.execution.cycles import ExecutionLimits
+from icp.execution.engine import WasmEngine
+from icp.execution.executor import ExecutionEnvironment, install_code, new_canister
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.messaging.routing import CanisterIdRange, RoutingTable
 from icp.principal import Principal
@@ -67,7 +69,9 @@ def wasm_module() -> bytes:
     )
 
 
-def subnet_key(seed: bytes, n: int) -> tuple[threshold.ThresholdPublicKey, list[threshold.ThresholdSecretShare]]:
+def subnet_key(
+    seed: bytes, n: int
+) -> tuple[threshold.ThresholdPublicKey, list[threshold.ThresholdSecretShare]]:
     """A 2f+1-of-n threshold key dealt from ``seed``."""
     f = (n - 1) // 3
     return threshold.deal_trusted(seed, n, 2 * f + 1)
@@ -133,7 +137,7 @@ def installed_canister(
     cid: Principal, engine: WasmtimeEngine, wasm: bytes | None = None
 ) -> CanisterState:
     """A canister with the test module installed (init ran: heap, stable, certified data)."""
-    env = ExecutionEnvironment(engine=engine, subnet_size=4)
+    env = ExecutionEnvironment(engine=cast(WasmEngine, engine), subnet_size=4)
     return install_code(
         plain_canister(cid), "install", wasm or wasm_module(), b"", USER.raw, T0, env
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from icp.crypto import bls, hashtree
-from icp.crypto.certificate import Certificate
+from icp.crypto import bls, hashtree, threshold
+from icp.crypto.certificate import Certificate, Delegation
 from icp.crypto.errors import CertificateError
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.principal import Principal
@@ -31,7 +31,7 @@ from icp.state.certification import (
 from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStatus
 from icp.state.replicated_state import ReplicatedState
 from icp.state.tree import build_state_tree
-from icp.types import Height, NodeIndex
+from icp.types import Height
 from tests.state.builders import (
     APP,
     NNS,
@@ -70,7 +70,11 @@ def app_state(w: World) -> ReplicatedState:
     return empty_state(w, APP, 7).with_canister(canister).with_ingress_history(history)
 
 
-def certify_state(state: ReplicatedState, shares: list, pk) -> Certification:  # type: ignore[no-untyped-def]
+def certify_state(
+    state: ReplicatedState,
+    shares: list[threshold.ThresholdSecretShare],
+    pk: threshold.ThresholdPublicKey,
+) -> Certification:
     root = build_state_tree(state).digest()
     return aggregate(pk, [certify(state.height, root, s) for s in shares[:3]])
 
@@ -81,7 +85,7 @@ def app_cert(w: World, app_state: ReplicatedState) -> Certification:
 
 
 @pytest.fixture(scope="module")
-def delegation(w: World):  # type: ignore[no-untyped-def]
+def delegation(w: World) -> Delegation:
     nns_state = empty_state(w, NNS, 3)
     return make_delegation(nns_state, certify_state(nns_state, w.nns_shares, w.nns_key), APP)
 
@@ -112,8 +116,8 @@ def test_invalid_shares_are_skipped_and_too_few_refused(w: World) -> None:
 
 
 def test_certificate_with_delegation_verifies_under_the_root_key(
-    w: World, app_state: ReplicatedState, app_cert: Certification, delegation
-) -> None:  # type: ignore[no-untyped-def]
+    w: World, app_state: ReplicatedState, app_cert: Certification, delegation: Delegation
+) -> None:
     cid = app_canister_id(1)
     blob = certificate_for(app_state, app_cert, [["request_status", RID]], delegation)
     cert = Certificate.from_cbor(blob)
@@ -121,7 +125,11 @@ def test_certificate_with_delegation_verifies_under_the_root_key(
     assert cert.lookup_value(["request_status", RID, "reply"]) == b"DIDL\x00\x00"
     assert cert.time() == T0
     paths = set(hashtree.list_paths(cert.tree))
-    assert paths == {(b"time",), (b"request_status", RID, b"status"), (b"request_status", RID, b"reply")}
+    assert paths == {
+        (b"time",),
+        (b"request_status", RID, b"status"),
+        (b"request_status", RID, b"reply"),
+    }
     with pytest.raises(CertificateError, match="not in the canister ranges"):
         cert.verify(w.nns_key.to_der(), Principal.from_canister_index(5))  # an NNS canister
     with pytest.raises(CertificateError):
@@ -140,8 +148,8 @@ def test_certificate_refuses_a_certification_of_another_state(
 
 
 def test_data_certificate_reveals_only_time_and_certified_data(
-    w: World, app_state: ReplicatedState, app_cert: Certification, delegation
-) -> None:  # type: ignore[no-untyped-def]
+    w: World, app_state: ReplicatedState, app_cert: Certification, delegation: Delegation
+) -> None:
     cid = app_canister_id(1)
     cert = Certificate.from_cbor(data_certificate_for(app_state, app_cert, cid, delegation))
     cert.verify(w.nns_key.to_der(), cid)
@@ -163,10 +171,10 @@ def test_nns_certificate_verifies_without_delegation(w: World) -> None:
 
 
 def test_python_agent_library_accepts_the_certificate(
-    w: World, app_state: ReplicatedState, app_cert: Certification, delegation
-) -> None:  # type: ignore[no-untyped-def]
+    w: World, app_state: ReplicatedState, app_cert: Certification, delegation: Delegation
+) -> None:
     import cbor2
-    from icp_certificate import certificate as agent_cert
+    from icp_certificate import certificate as agent_cert  # type: ignore[import-untyped]
 
     class OurRoot(agent_cert.Certificate):  # type: ignore[misc]
         def read_root_key(self) -> bytes:
@@ -191,8 +199,8 @@ def test_python_agent_library_accepts_the_certificate(
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_agent_js_accepts_the_certificate(
-    w: World, app_state: ReplicatedState, app_cert: Certification, delegation
-) -> None:  # type: ignore[no-untyped-def]
+    w: World, app_state: ReplicatedState, app_cert: Certification, delegation: Delegation
+) -> None:
     cid = app_canister_id(1)
     blob = certificate_for(app_state, app_cert, [["request_status", RID]], delegation)
 
@@ -226,7 +234,9 @@ def status_of(exc: pytest.ExceptionInfo[ReadStateError]) -> int:
 
 
 def test_read_state_public_paths(app_state: ReplicatedState) -> None:
-    check([["time"], ["subnet", APP.raw, "public_key"], ["canister_ranges", APP.raw]], state=app_state)
+    check(
+        [["time"], ["subnet", APP.raw, "public_key"], ["canister_ranges", APP.raw]], state=app_state
+    )
     check([["subnet", APP.raw, "node"]], state=app_state)  # ecid is on APP
     with pytest.raises(ReadStateError) as exc:
         check([["subnet", NNS.raw, "node"]], state=app_state)  # ecid not on NNS
@@ -271,7 +281,7 @@ def test_read_state_canister_rules(app_state: ReplicatedState) -> None:
         ([["time"]] * 1001, USER, 400),
         ([["subnet"] * 128], USER, 400),
     ]
-    for paths, sender, expected in cases:
+    for paths, sender, expected in cases:  # (paths, sender, HTTP status)
         with pytest.raises(ReadStateError) as exc:
             check(paths, sender=sender, state=app_state)  # type: ignore[arg-type]
-        assert status_of(exc) == expected, paths[:1]
+        assert status_of(exc) == expected, paths[:1]  # type: ignore[index]

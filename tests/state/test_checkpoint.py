@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 import attrs
 import pytest
 
+from icp.execution.engine import WasmEngine
 from icp.execution.executor import CanisterRequest, ExecutionEnvironment, install_code
 from icp.execution.runtime import PyApi, PythonCanister, update
 from icp.execution.wasmtime_engine import WasmtimeEngine
@@ -46,7 +48,7 @@ class Notes(PythonCanister):
 
     @update
     def add(self, api: PyApi) -> None:
-        api.state = (*api.state, api.arg.decode())
+        api.state = (*api.state, api.arg().decode())
         api.reply(b"")
 
 
@@ -58,8 +60,10 @@ def engine() -> WasmtimeEngine:
 @pytest.fixture(scope="module")
 def state(engine: WasmtimeEngine) -> ReplicatedState:
     w = world()
-    env = ExecutionEnvironment(engine=engine, subnet_size=4)
-    py = install_code(plain_canister(app_canister_id(3)), "install", Notes(), b"", USER.raw, T0, env)
+    env = ExecutionEnvironment(engine=cast(WasmEngine, engine), subnet_size=4)
+    py = install_code(
+        plain_canister(app_canister_id(3)), "install", Notes(), b"", USER.raw, T0, env
+    )
     history = IngressHistory()
     for i in range(5):
         rid = hashlib.sha256(bytes([i])).digest()
@@ -107,9 +111,7 @@ def test_write_then_restore_gives_the_same_state(
 
 
 def test_state_hash_changes_with_the_state(state: ReplicatedState) -> None:
-    changed = state.with_canister(
-        attrs.evolve(state.canisters[app_canister_id(2).raw], cycles=1)
-    )
+    changed = state.with_canister(attrs.evolve(state.canisters[app_canister_id(2).raw], cycles=1))
     assert state_hash(changed) != state_hash(state)
     assert state_hash(state.at_height(Height(501), state.time)) != state_hash(state)
 
@@ -159,7 +161,7 @@ def test_corrupted_chunk_is_detected_and_skipped(
     data = bytearray(heap.read_bytes())
     data[2**20 - 1 if len(data) >= 2**20 else 10] ^= 1
     heap.write_bytes(bytes(data))
-    with pytest.raises(CorruptCheckpointError, match="heap.bin: chunk at offset 0"):
+    with pytest.raises(CorruptCheckpointError, match=r"heap\.bin: chunk at offset 0"):
         load_checkpoint(newer.path, engine=engine, python_canisters=[Notes()])
     loaded = load_latest(tmp_path, engine=engine, python_canisters=[Notes()])
     assert loaded is not None and loaded.state.height == 500

@@ -23,7 +23,17 @@ from icp.state.tree import (
     witness,
 )
 from icp.types import Height, Time
-from tests.state.builders import APP, NNS, T0, USER, app_canister_id, empty_state, installed_canister, plain_canister, world
+from tests.state.builders import (
+    APP,
+    NNS,
+    T0,
+    USER,
+    app_canister_id,
+    empty_state,
+    installed_canister,
+    plain_canister,
+    world,
+)
 
 RID = hashlib.sha256(b"request").digest()
 
@@ -49,7 +59,8 @@ def test_paths_and_encodings(engine: WasmtimeEngine) -> None:
     history = IngressHistory().set_status(
         RID, IngressStatus(RequestStatus.REPLIED, T0, reply=b"DIDL\x00\x00")
     )
-    stream: Stream[CanisterRequest] = Stream().push(request(0)).push(request(1))
+    empty: Stream[CanisterRequest] = Stream()
+    stream = empty.push(request(0)).push(request(1))
     state = (
         empty_state(w)
         .with_canister(canister)
@@ -100,8 +111,10 @@ def test_rejected_status_and_empty_canister_fields() -> None:
             RequestStatus.REJECTED, T0, reject_code=5, reject_message="trap", error_code="IC0503"
         ),
     )
-    state = empty_state(w).with_ingress_history(history).with_canister(
-        plain_canister(app_canister_id(2), (USER.raw, b"\x00", USER.raw))
+    state = (
+        empty_state(w)
+        .with_ingress_history(history)
+        .with_canister(plain_canister(app_canister_id(2), (USER.raw, b"\x00", USER.raw)))
     )
     tree = build_state_tree(state)
     assert value(tree, "request_status", RID, "reject_code") == b"\x05"
@@ -125,8 +138,10 @@ def _evolve(state: ReplicatedState, step: int) -> ReplicatedState:
     )
     cid = app_canister_id(step % 4)
     old = state.canister(cid)
-    canister = plain_canister(cid) if old is None else attrs.evolve(
-        old, certified_data=bytes([step]), cycles=old.cycles - 1
+    canister = (
+        plain_canister(cid)
+        if old is None
+        else attrs.evolve(old, certified_data=bytes([step]), cycles=old.cycles - 1)
     )
     state = state.with_canister(canister)
     stream = state.stream_to(NNS).push(request(step))
@@ -162,7 +177,11 @@ def test_witness_reveals_what_was_asked_and_keeps_the_root() -> None:
         state = _evolve(state, step)
     tree = build_state_tree(state)
     rid = hashlib.sha256(b"3-1").digest()
-    paths = [["time"], ["request_status", rid], ["request_status", b"\x00" * 32, "status"]]
+    paths: list[list[bytes | str]] = [
+        ["time"],
+        ["request_status", rid],
+        ["request_status", b"\x00" * 32, "status"],
+    ]
     pruned = witness(tree, paths)
     assert pruned.digest() == tree.digest()
     assert value(pruned, "request_status", rid, "status") == b"received"
@@ -175,5 +194,6 @@ def test_witness_reveals_what_was_asked_and_keeps_the_root() -> None:
     )
     assert len(hashtree.to_cbor(pruned)) < len(hashtree.to_cbor(tree)) / 2
     reference = hashtree.prune(tree, paths)
-    for path in [*paths, ["request_status", other], ["subnet"], ["canister", b"zz"]]:
+    more: list[list[bytes | str]] = [["request_status", other], ["subnet"], ["canister", b"zz"]]
+    for path in [*paths, *more]:
         assert hashtree.lookup_path(pruned, path) == hashtree.lookup_path(reference, path)
