@@ -6,7 +6,8 @@ The curated public surface lives here; internals are in the subpackages
 ``icp.candid``).  See ``DESIGN.md`` for the layering.
 """
 
+from icp import candid
 from icp.principal import Principal
 
-__all__ = ["Principal"]
+__all__ = ["Principal", "candid"]
 __version__ = "0.1.0"
