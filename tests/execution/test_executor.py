@@ -249,3 +249,23 @@ def test_motoko_composite_query_calls_other_canister(harness, motoko) -> None:  
     loop = harness.query(comp, "loop_self", me)
     assert isinstance(loop, Reject) and "Loop detected" in loop.message  # re-thrown by Motoko
     assert nat(harness.query(counter, "get")) == 21
+
+
+def test_heartbeat_runs_each_tick(harness) -> None:  # type: ignore[no-untyped-def]
+    import wasmtime
+
+    wasm = wasmtime.wat2wasm(
+        """(module
+          (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+          (import "ic0" "msg_reply" (func $reply))
+          (memory 1) (global $beats (mut i32) (i32.const 0))
+          (func (export "canister_heartbeat")
+            (global.set $beats (i32.add (global.get $beats) (i32.const 1))))
+          (func (export "canister_query beats")
+            (i32.store (i32.const 0) (global.get $beats))
+            (call $append (i32.const 0) (i32.const 4)) (call $reply)))"""
+    )
+    c = harness.deploy(bytes(wasm))
+    for _ in range(3):
+        harness.router.tick()
+    assert harness.query(c, "beats") == Reply((3).to_bytes(4, "little"))
