@@ -134,7 +134,9 @@ def bench_motoko_compute() -> None:
         return wasmtime.Func(store, ft, fn)
 
     bare_inst = wasmtime.Instance(
-        store, mod, [stub(i.name or "", i.type) for i in mod.imports]  # type: ignore[arg-type]
+        store,
+        mod,
+        [stub(i.name or "", i.type) for i in mod.imports],  # type: ignore[arg-type]
     )
     ex = bare_inst.exports(store)
     mem.append(ex["mem"])  # type: ignore[arg-type]
