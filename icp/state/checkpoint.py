@@ -16,7 +16,9 @@ leftovers in ``tmp`` are never loaded and are removed by the next write.
 ``load_checkpoint`` re-hashes every chunk against the manifest and raises
 ``CorruptCheckpointError`` naming the first bad file and chunk; ``load_latest``
 returns the newest checkpoint that verifies (reporting the ones it skipped).
-Old checkpoints beyond ``keep`` are pruned after each write.
+Files unchanged since the newest existing checkpoint are hard-linked into the new
+one instead of rewritten (a changed heap is still written whole: the IC writes only
+dirty pages).  Old checkpoints beyond ``keep`` are pruned after each write.
 
 Canister code is restored from the stored module bytes (compiled again by the
 given engine; the recorded module hash is kept) or, for Python canisters, from the
@@ -345,8 +347,14 @@ def write_checkpoint(
     keep: int = DEFAULT_KEEP,
     codec: Codec | None = None,
     on_step: Callable[[str], None] | None = None,
+    reuse_unchanged: bool = True,
 ) -> CheckpointRef:
     """Write ``state`` as the checkpoint of its height, atomically; prune old ones.
+
+    Files identical (same path, size and hash) to the newest existing checkpoint's are
+    hard-linked instead of written, so an unchanged canister's memory costs no disk
+    writes (files are never modified in place, so sharing is safe; but damage to a
+    shared file on disk shows up in every checkpoint sharing it).
 
     ``on_step`` is called after each step ("files", "manifest", "renamed") — tests
     use it to simulate a crash.  Writing a height that already has a checkpoint
@@ -369,8 +377,15 @@ def write_checkpoint(
         shutil.rmtree(tmp_root)  # leftovers of an interrupted write
     tmp = tmp_root / f"{state.height:016x}"
     tmp.mkdir(parents=True)
+    reusable = _previous_files(root) if reuse_unchanged else {}
+    hashes = {f.path: f for f in manifest.files}
     for rel, data in files.items():
-        _write_file(tmp / rel, data)
+        source = reusable.get(hashes[rel])
+        if source is not None:  # unchanged since the last checkpoint: share the file
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, tmp / rel)
+        else:
+            _write_file(tmp / rel, data)
     if on_step is not None:
         on_step("files")
     _write_file(tmp / MANIFEST_FILE, manifest.to_cbor())
@@ -385,6 +400,19 @@ def write_checkpoint(
         on_step("renamed")
     prune_checkpoints(root, keep)
     return CheckpointRef(state.height, final, manifest)
+
+
+def _previous_files(root: Path) -> dict[FileInfo, Path]:
+    """Map each file of the newest checkpoint (by path, size, hash) to its location."""
+    existing = list_checkpoints(root)
+    if not existing:
+        return {}
+    path = existing[-1][1]
+    try:
+        manifest = _read_manifest(path)
+    except CorruptCheckpointError:
+        return {}
+    return {info: path / info.path for info in manifest.files}
 
 
 def prune_checkpoints(root: Path, keep: int) -> None:

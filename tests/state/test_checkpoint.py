@@ -156,7 +156,10 @@ def test_corrupted_chunk_is_detected_and_skipped(
     tmp_path: Path, engine: WasmtimeEngine, state: ReplicatedState
 ) -> None:
     write_checkpoint(tmp_path, state)
-    newer = write_checkpoint(tmp_path, state.at_height(Height(1000), Time(T0 + 1)))
+    # unshared files: damage to a hard-linked file would hit both checkpoints
+    newer = write_checkpoint(
+        tmp_path, state.at_height(Height(1000), Time(T0 + 1)), reuse_unchanged=False
+    )
     heap = newer.path / "canisters" / app_canister_id(1).raw.hex() / "heap.bin"
     data = bytearray(heap.read_bytes())
     data[2**20 - 1 if len(data) >= 2**20 else 10] ^= 1
@@ -210,3 +213,23 @@ def test_serialization_is_deterministic(state: ReplicatedState) -> None:
     assert serialize_state(state) == serialize_state(state)
     rebuilt = attrs.evolve(state, canisters=dict(reversed(list(state.canisters.items()))))
     assert state_hash(rebuilt) == state_hash(state)
+
+
+def test_unchanged_files_are_shared_with_the_previous_checkpoint(
+    tmp_path: Path, engine: WasmtimeEngine, state: ReplicatedState
+) -> None:
+    first = write_checkpoint(tmp_path, state)
+    changed = state.with_canister(
+        attrs.evolve(state.canisters[app_canister_id(2).raw], cycles=1)
+    ).at_height(Height(1000), state.time)
+    second = write_checkpoint(tmp_path, changed)
+    wasm_dir = Path("canisters") / app_canister_id(1).raw.hex()
+    heap_a, heap_b = first.path / wasm_dir / "heap.bin", second.path / wasm_dir / "heap.bin"
+    assert heap_a.stat().st_ino == heap_b.stat().st_ino  # shared, not rewritten
+    plain = Path("canisters") / app_canister_id(2).raw.hex() / "canister.cbor"
+    assert (first.path / plain).stat().st_ino != (second.path / plain).stat().st_ino
+    loaded = load_checkpoint(second.path, engine=engine, python_canisters=[Notes()])
+    assert state_hash(loaded.state) == second.state_hash == state_hash(changed)
+    write_checkpoint(tmp_path, changed.at_height(Height(1500), state.time), keep=1)
+    assert [h for h, _ in list_checkpoints(tmp_path)] == [1500]
+    assert load_latest(tmp_path, engine=engine, python_canisters=[Notes()]) is not None
