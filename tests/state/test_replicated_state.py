@@ -69,3 +69,36 @@ def test_codec_round_trips_and_refuses_unknown_classes() -> None:
         codec.decode(forged)
     with pytest.raises(CodecError):
         codec.decode(b"\xff\xff")
+
+
+def test_codec_round_trips_call_contexts_callbacks_and_stream_messages() -> None:
+    from icp.execution.canister import (
+        Callback,
+        CallContext,
+        CanisterOrigin,
+        CanisterStatus,
+        IngressOrigin,
+        SystemOrigin,
+    )
+    from icp.execution.executor import CanisterResponse
+    from icp.execution.system_api import Reject, Reply
+
+    codec = state_codec()
+    canister = attrs.evolve(
+        plain_canister(app_canister_id(1)),
+        status=CanisterStatus.STOPPING,
+        call_contexts={
+            1: CallContext(IngressOrigin(b"\x01" * 32, b"user"), 5),
+            2: CallContext(CanisterOrigin(b"caller", 9), 0, responded=True),
+            3: CallContext(SystemOrigin("heartbeat"), 0),
+        },
+        callbacks={7: Callback(2, b"callee", (1, 2), (3, 4), None, 10, 20)},
+        stop_requests=(b"stopper",),
+        logs=(b"line",),
+    )
+    assert codec.decode(codec.encode(canister)) == canister
+    for message in (
+        CanisterResponse(b"a", b"b", 7, Reply(b"ok"), 3),
+        CanisterResponse(b"a", b"b", 8, Reject(4, "no", "IC0406"), 0),
+    ):
+        assert codec.decode(codec.encode(message)) == message
