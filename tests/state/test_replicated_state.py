@@ -93,7 +93,7 @@ def test_codec_round_trips_call_contexts_callbacks_and_stream_messages() -> None
             3: CallContext(SystemOrigin("heartbeat"), 0),
         },
         callbacks={7: Callback(2, b"callee", (1, 2), (3, 4), None, 10, 20)},
-        stop_requests=(b"stopper",),
+        stop_requests=(CanisterOrigin(b"stopper", 3),),
         logs=(b"line",),
     )
     assert codec.decode(codec.encode(canister)) == canister
