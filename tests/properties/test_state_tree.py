@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +110,46 @@ def test_certificates_verify_with_the_subnet_key(
     assert cert.time() == state.time
     for path in paths:
         assert cert.lookup(list(path)) == hashtree.lookup_path(tree, list(path))
+
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["status", "canister", "drop", "push", "ack"]), st.integers(0, 40)),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(OPS)
+def test_incremental_builds_equal_fresh_builds(ops: list[tuple[str, int]]) -> None:
+    from icp.execution.executor import CanisterRequest
+    from icp.state.tree import StateTreeBuilder
+    from tests.state.builders import NNS
+
+    state = empty_state(the_world())
+    builder = StateTreeBuilder()
+    builder.build(state)
+    for step, (op, n) in enumerate(ops):
+        if op == "status":
+            rid = hashlib.sha256(bytes([n])).digest()
+            old = state.ingress_history.get(rid)
+            if old is None or old.status is RequestStatus.RECEIVED:
+                new = IngressStatus(
+                    RequestStatus.RECEIVED if old is None else RequestStatus.PROCESSING, Time(T0)
+                )
+                state = state.with_ingress_history(state.ingress_history.set_status(rid, new))
+        elif op == "canister":
+            state = state.with_canister(
+                attrs.evolve(plain_canister(app_canister_id(n)), certified_data=bytes([step]))
+            )
+        elif op == "drop":
+            state = state.without_canister(app_canister_id(n).raw)
+        elif op == "push":
+            message = CanisterRequest(b"a", b"b", "m", bytes([n]), 0, step)
+            state = state.with_stream(NNS, state.stream_to(NNS).push(message))
+        else:
+            stream = state.stream_to(NNS)
+            upto = min(stream.header.end, stream.header.begin + n % 3)
+            state = state.with_stream(NNS, stream.acknowledge(upto)[0])
+        state = state.at_height(Height(state.height + 1), Time(state.time + 1))
+        assert builder.build(state).digest() == build_state_tree(state).digest()
