@@ -1,4 +1,8 @@
-"""Build canister Wasm from source: Motoko via the npm ``motoko`` package (moc.js).
+"""Build canister Wasm from source: Motoko via the npm ``motoko`` package (moc.js), C via clang.
+
+C canisters are compiled for ``wasm32-freestanding`` with clang as shipped by
+the PyPI package ``ziglang`` (``python -m ziglang cc``), so no system compiler is
+needed; the System API is reached through ``import_module("ic0")`` attributes.
 
 Each compilation runs in its own ``node`` process (moc.js output depends on
 what the same process compiled before) and is cached on disk by the SHA-256 of
@@ -11,10 +15,14 @@ module with enhanced orthogonal persistence, i.e. memory64).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +67,50 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "icp" / "build"
 
 
+def _cached(cache_dir: Path | None, key: str, build: Callable[[], bytes]) -> bytes:
+    cache = cache_dir if cache_dir is not None else default_cache_dir()
+    cached = cache / f"{key}.wasm"
+    if cached.exists():
+        return cached.read_bytes()
+    wasm = build()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f"{key}.{os.getpid()}.tmp"
+    tmp.write_bytes(wasm)
+    tmp.replace(cached)
+    return wasm
+
+
+def compile_c(source: str | Path, *, cache_dir: Path | None = None, opt: str = "-O2") -> bytes:
+    """Compile a C file (or a directory of ``.c`` files) to a wasm32 canister module.
+
+    Raises ``BuildError`` with clang's diagnostics on failure, or when the
+    ``ziglang`` package (the ``c`` extra / dev dependency) is not installed.
+    """
+    src = Path(source)
+    files = sorted(src.glob("*.c")) if src.is_dir() else [src]
+    if not files:
+        raise BuildError(f"no C sources in {src}")
+    h = hashlib.sha256(f"c {opt}\n".encode())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "canister.wasm"
+            cmd = [
+                sys.executable, "-m", "ziglang", "cc", "--target=wasm32-freestanding", opt,
+                "-nostdlib", "-Wl,--no-entry", "-o", str(out), *map(str, files),
+            ]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
+            if proc.returncode != 0:
+                raise BuildError(
+                    f"clang failed for {src}: {proc.stderr.decode(errors='replace')[:4000]}"
+                )
+            return out.read_bytes()
+
+    return _cached(cache_dir, h.hexdigest(), build)
+
+
 def compile_motoko(
     source: str | Path,
     *,
@@ -80,28 +132,20 @@ def compile_motoko(
     h = hashlib.sha256(f"motoko {version}\n{entry_path.name}\n".encode())
     for name in sorted(files):
         h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
-    key = h.hexdigest()
-    cache = cache_dir if cache_dir is not None else default_cache_dir()
-    cached = cache / f"{key}.wasm"
-    if cached.exists():
-        return cached.read_bytes()
     req = json.dumps({"files": files, "entry": entry_path.name})
-    proc = subprocess.run(
-        [node, "-e", _NODE_SCRIPT, str(root)],
-        input=req.encode(),
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BuildError(
-            f"moc failed for {entry_path}: {proc.stderr.decode(errors='replace')[:4000]}"
-        )
-    import base64
 
-    wasm = base64.b64decode(proc.stdout)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f"{key}.{os.getpid()}.tmp"
-    tmp.write_bytes(wasm)
-    tmp.replace(cached)
-    return wasm
+    def build() -> bytes:
+        proc = subprocess.run(
+            [node, "-e", _NODE_SCRIPT, str(root)],
+            input=req.encode(),
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BuildError(
+                f"moc failed for {entry_path}: {proc.stderr.decode(errors='replace')[:4000]}"
+            )
+        return base64.b64decode(proc.stdout)
+
+    return _cached(cache_dir, h.hexdigest(), build)
