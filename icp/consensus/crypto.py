@@ -304,11 +304,15 @@ class InsecureFastCrypto:
 class VerificationCache:
     """Bounded memo of verification outcomes keyed by (kind, keys, message, signature).
 
+    Also memoises the results of aggregation and threshold combination, which are pure
+    functions of their inputs too.
+
     Share one instance across the replicas of ONE process only.
     """
 
     def __init__(self, max_entries: int = 500_000) -> None:
         self._entries: OrderedDict[bytes, bool] = OrderedDict()
+        self._results: OrderedDict[bytes, bytes] = OrderedDict()
         self._max = max_entries
         self.hits = 0
         self.misses = 0
@@ -331,6 +335,16 @@ class VerificationCache:
         else:
             self.hits += 1
         return value
+
+    def get_bytes(self, key: bytes) -> bytes | None:
+        """Return a cached result of a pure computation (aggregation, combination)."""
+        return self._results.get(key)
+
+    def put_bytes(self, key: bytes, value: bytes) -> None:
+        """Record a pure computation's result, evicting the oldest when full."""
+        self._results[key] = value
+        if len(self._results) > self._max // 4:
+            self._results.popitem(last=False)
 
     def put(self, key: bytes, value: bool) -> None:
         """Record an outcome, evicting the oldest entry when full."""
@@ -408,8 +422,13 @@ class CachingCrypto:
         return sorted(invalid)
 
     def aggregate(self, signatures: Sequence[bytes]) -> bytes:
-        """Delegate."""
-        return self.inner.aggregate(signatures)
+        """Aggregate once per distinct input (a pure function), then answer from the cache."""
+        key = VerificationCache.key(b"aggregate", signatures, b"", b"")
+        cached = self.cache.get_bytes(key)
+        if cached is None:
+            cached = self.inner.aggregate(signatures)
+            self.cache.put_bytes(key, cached)
+        return cached
 
     def verify_multi(self, public_keys: Sequence[bytes], message: bytes, signature: bytes) -> bool:
         """Verify once, then answer from the cache."""
@@ -433,8 +452,16 @@ class CachingCrypto:
     def combine_threshold(
         self, public_key: ThresholdPublicKey, shares: Mapping[int, bytes], message: bytes
     ) -> bytes:
-        """Delegate."""
-        return self.inner.combine_threshold(public_key, shares, message)
+        """Combine once per distinct input (a pure function), then answer from the cache."""
+        parts = [public_key.group_public_key, *public_key.public_key_shares]
+        for index in sorted(shares):
+            parts += [index.to_bytes(4, "big"), shares[index]]
+        key = VerificationCache.key(b"combine", parts, message, b"")
+        cached = self.cache.get_bytes(key)
+        if cached is None:
+            cached = self.inner.combine_threshold(public_key, shares, message)
+            self.cache.put_bytes(key, cached)
+        return cached
 
     def verify_threshold(self, group_public_key: bytes, message: bytes, signature: bytes) -> bool:
         """Verify once, then answer from the cache."""

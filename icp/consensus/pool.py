@@ -141,8 +141,13 @@ class _Section:
             return False
         self.by_hash[key] = artifact
         h = artifact_height(artifact)
-        per_type = self.by_type.setdefault(type(artifact), SortedDict())
-        per_type.setdefault(h, {})[key] = artifact
+        per_type = self.by_type.get(type(artifact))
+        if per_type is None:
+            per_type = self.by_type[type(artifact)] = SortedDict()
+        bucket = per_type.get(h)
+        if bucket is None:
+            bucket = per_type[h] = {}
+        bucket[key] = artifact
         self.heights.setdefault(h, set()).add(key)
         return True
 
