@@ -6,9 +6,9 @@ from icp.consensus.artifacts import BlockProposal, DkgTag, Notarization
 from icp.consensus.dkg import to_threshold_public_key
 from icp.consensus.genesis import make_replica
 from icp.sim.simulator import Simulation
-from icp.types import Time
+from icp.types import Height, Time
 
-from .conftest import make_sim
+from ._helpers import make_sim
 
 SECOND = 10**9
 
@@ -86,8 +86,11 @@ def test_dkg_refreshes_the_low_key_and_reshares_the_high_key() -> None:
     assert sim.run_until_height(31, Time(120 * SECOND))
     replica = sim.replicas[2]
     summaries = replica.ctx.summaries
-    lows = [summaries[h].current_transcript(DkgTag.LOW).group_public_key for h in (0, 20, 30)]
-    highs = [summaries[h].current_transcript(DkgTag.HIGH) for h in (0, 20, 30)]
+    lows = [
+        summaries[h].current_transcript(DkgTag.LOW).group_public_key
+        for h in map(Height, (0, 20, 30))
+    ]
+    highs = [summaries[h].current_transcript(DkgTag.HIGH) for h in map(Height, (0, 20, 30))]
     assert len(set(lows)) == 3  # a fresh beacon key every interval
     assert len({t.group_public_key for t in highs}) == 1  # the subnet key never changes
     assert len({t.public_key_shares for t in highs}) == 3  # ... but its shares do

@@ -23,7 +23,7 @@ from icp.consensus.replica import ConsensusReplica
 from icp.sim.simulator import Simulation
 from icp.types import Height, NodeIndex, Rank, Time
 
-from .conftest import make_sim
+from ._helpers import make_sim
 
 
 def verdicts(replica: ConsensusReplica, artifact: object, now: Time) -> list[object]:
@@ -64,7 +64,7 @@ def test_proposal_with_a_wrong_rank_or_signature_is_rejected() -> None:
     good = attrs.evolve(good, block=attrs.evolve(good.block, rank=Rank(0)))
     good = sign_proposal(sim.replicas[leader].ctx, good.block)
     forged = attrs.evolve(good, signature=bytes(64))
-    [verdict] = verdicts(replica, forged, sim.now + 10**10)
+    [verdict] = verdicts(replica, forged, Time(sim.now + 10**10))
     assert isinstance(verdict, HandleInvalid) and "signature" in verdict.reason
 
 
@@ -149,14 +149,12 @@ def test_beacon_and_cup_with_bad_signatures_are_rejected() -> None:
     replica = sim.replicas[0]
     reader = replica.reader
     height = reader.beacon_height()
-    nxt = RandomBeacon(
-        attrs.evolve(reader.beacon_at(height).content, height=Height(height + 1)),  # type: ignore[union-attr]
-        bytes(48),
+    current = reader.beacon_at(height)
+    assert current is not None
+    content = attrs.evolve(
+        current.content, height=Height(height + 1), parent=current.artifact_hash()
     )
-    nxt = attrs.evolve(
-        nxt,
-        content=attrs.evolve(nxt.content, parent=reader.beacon_at(height).artifact_hash()),  # type: ignore[union-attr]
-    )
+    nxt = RandomBeacon(content, bytes(48))  # well-formed but not a threshold signature
     [verdict] = verdicts(replica, nxt, sim.now)
     assert isinstance(verdict, HandleInvalid)
     cup = reader.latest_validated_cup()
