@@ -84,6 +84,8 @@ class Simulation:
         timer_interval: Time = DEFAULT_TIMER,
         on_batch: Callable[[int], Callable[..., bytes | None]] | None = None,
     ) -> None:
+        if with_dkg and not crypto.is_secure:
+            raise ValueError("NI-DKG needs real threshold keys: use RealCrypto with with_dkg")
         self.config = config
         self.crypto = crypto
         self.rng = rng

@@ -16,6 +16,8 @@ Spec: protocol.md §1.5 (INV-1, INV-3, INV-4, INV-7, INV-8); ICC paper §4.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,10 +43,9 @@ from ._harness import (
     run_schedule,
     stabilize_and_check_liveness,
 )
-from .conftest import LONG
 
-PROFILE = "consensus-long" if LONG else "consensus-ci"
-settings.load_profile(PROFILE)
+LONG = os.environ.get("ICP_LONG_PROPERTIES") == "1"
+settings.load_profile("consensus-long" if LONG else "consensus-ci")
 
 EXAMPLES = {4: 150, 7: 40, 13: 10}
 """Schedules per n in CI (the long profile runs 10,000 each)."""
@@ -90,9 +91,7 @@ def check_run(n: int, faulty: list[str], seed: int, steps: list[Step]) -> None:
     assert ok, f"liveness: seed={seed} faulty={faulty}: {detail}"
 
 
-@pytest.mark.parametrize("n", [4, 7, 13])
-def test_safety_and_liveness_under_generated_schedules(n: int) -> None:
-    examples = 10_000 if LONG else EXAMPLES[n]
+def sweep(n: int, examples: int) -> None:
 
     @settings(max_examples=examples)
     @given(faulty=faulty_sets(n), seed=st.integers(0, 2**32 - 1), steps=schedules(n))
@@ -100,6 +99,18 @@ def test_safety_and_liveness_under_generated_schedules(n: int) -> None:
         check_run(n, faulty, seed, steps)
 
     prop()
+
+
+@pytest.mark.parametrize("n", [4, 7, 13])
+def test_safety_and_liveness_under_generated_schedules(n: int) -> None:
+    sweep(n, EXAMPLES[n])
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("n", [4, 7, 13])
+def test_long_sweep(n: int) -> None:
+    """10,000 schedules per n (run with ``-m long``)."""
+    sweep(n, 10_000)
 
 
 @pytest.mark.parametrize(
