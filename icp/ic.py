@@ -1,0 +1,866 @@
+"""InternetComputer: an NNS subnet and application subnets, in process, from a seed.
+
+Theory of operation.  ``InternetComputer`` builds a whole IC deterministically from a
+seed: per subnet, node keys and the genesis threshold keys (``make_subnet``); the
+subnet id is the self-authenticating principal of the subnet's threshold key; the NNS
+subnet's key is the IC root key.  The registry view every state starts from
+(``NetworkTopology``) lists every subnet's key, nodes and canister ranges: the NNS gets
+canister indices ``0 .. 2**20-1``, application subnet ``i`` the ``2**20`` ids starting
+at ``0x8000000000100000 + i * 2**20`` (the local-replica range dfx uses, so the first
+canister dfx would make is ``bkyz2-fmaaa-aaaaa-qaaaq-cai``).
+
+The replicas of all subnets share one discrete-event loop in virtual time: an artifact
+a replica broadcasts arrives at its peers after the link delay of the seeded network
+model, a delivery schedules a tick of the receiver, and every replica also ticks on a
+timer so that consensus delays expire.  Time advances by itself while the caller waits
+for something (``call_and_wait`` runs until the request's status is certified), or by
+hand (``tick`` = run until every subnet certified a new height, ``advance_time``,
+``set_time``).
+
+Requests use the IC's HTTP bodies (CBOR envelopes) so that the HTTP layer is a thin
+wrapper: ``submit_call``, ``call_and_wait``, ``query`` (one replica runs it on its
+certified state, changes are discarded, the node signs the response), ``read_state``
+(permission checks, certificate pruned to the paths, NNS delegation for application
+subnets).  Canisters on different subnets call each other through XNet streams: each
+subnet's payload builder pulls certified stream slices from a replica of the source
+subnet (``xnet_slice``).
+
+Spec: protocol digest §3.3, §3.4 (NNS key is the root key; delegations), §4.1-§4.4;
+interface spec §1 (HTTP interface), §2 (certification, state tree).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import heapq
+import random
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from icp.consensus.config import MILLIS, ConsensusConfig
+from icp.consensus.crypto import CachingCrypto, ConsensusCrypto, RealCrypto, VerificationCache
+from icp.consensus.genesis import SubnetSetup, make_subnet
+from icp.crypto.certificate import Delegation
+from icp.crypto.errors import AuthenticationError
+from icp.crypto.hashing import EncodingError, cbor_decode, cbor_encode, request_id
+from icp.crypto.user_sig import SignedDelegation, authenticate_request
+from icp.execution.canister import CanisterState
+from icp.execution.engine import WasmEngine
+from icp.execution.errors import CanisterError, ErrorCode, RejectCode
+from icp.execution.executor import ExecutionEnvironment, execute_query, reject_of
+from icp.execution.system_api import Reject, Reply
+from icp.execution.wasmtime_engine import WasmtimeEngine
+from icp.messaging.ingress import (
+    APPLICATION_SUBNET_LIMITS,
+    SYSTEM_SUBNET_LIMITS,
+    IngressError,
+    IngressLimits,
+    SignedIngress,
+    check_ingress,
+    is_expiry_valid,
+    parse_call_envelope,
+    parse_envelope,
+)
+from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange, RoutingTable
+from icp.principal import Principal
+from icp.replica import Replica, ReplicaArtifact, StateMachine, advance_time_only
+from icp.sim.network import LinkModel, Network
+from icp.state.certification import (
+    ReadStateError,
+    check_read_state_paths,
+    make_delegation,
+)
+from icp.state.ingress_history import IngressStatus, RequestStatus
+from icp.state.manager import StateManager
+from icp.state.replicated_state import NetworkTopology, ReplicatedState, SubnetTopology
+from icp.types import NANOS_PER_SECOND, Height, Time
+
+DEFAULT_GENESIS_TIME: Final = Time(1_700_000_000 * NANOS_PER_SECOND)
+"""2023-11-14T22:13:20Z: the default start of virtual time (deterministic runs)."""
+
+APP_RANGE_START: Final = 0x8000000000100000
+"""First canister index of application subnet 0 (the local replica range dfx uses)."""
+
+TICK_GRANULARITY: Final = Time(5 * MILLIS)
+TIMER_INTERVAL: Final = Time(50 * MILLIS)
+DEFAULT_CONSENSUS: Final = ConsensusConfig(
+    n=4,
+    unit_delay=Time(1000 * MILLIS),
+    initial_notary_delay=Time(300 * MILLIS),
+    dkg_interval_length=19,
+)
+"""The per-subnet consensus parameters (n is replaced by each subnet's size)."""
+
+DELEGATION_REFRESH: Final = 600 * NANOS_PER_SECOND
+"""How long a cached NNS delegation is reused (agents accept delegations for days)."""
+
+
+class SubnetKind(enum.Enum):
+    """What a subnet is for (PocketIC's subnet kinds, minus the ones we do not model)."""
+
+    NNS = "nns"
+    APPLICATION = "application"
+    SYSTEM = "system"
+
+
+class ICError(Exception):
+    """A request the IC refuses, with the HTTP status, reject code and error code.
+
+    Spec: interface spec §1.7 (reject codes, error codes ``IC`` + 4 digits).
+    """
+
+    def __init__(
+        self, message: str, *, http_status: int = 400, reject_code: int = 0, error_code: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.reject_code = reject_code
+        self.error_code = error_code
+
+
+class RequestRejected(ICError):
+    """An update call ended rejected (certified ``rejected`` status)."""
+
+
+@attrs.frozen
+class SubnetConfig:
+    """One subnet to create: its kind and number of nodes."""
+
+    kind: SubnetKind = SubnetKind.APPLICATION
+    nodes: int = 4
+
+
+@attrs.frozen
+class CallResult:
+    """The certified outcome of an update call."""
+
+    request_id: bytes
+    status: str
+    """``replied`` or ``rejected``."""
+    reply: bytes | None
+    reject_code: int | None
+    reject_message: str | None
+    error_code: str | None
+    certificate: bytes
+    """CBOR certificate of ``/request_status/<id>`` (with the NNS delegation if needed)."""
+
+
+class Subnet:
+    """A running subnet: its id, kind, setup (keys), ranges and replicas."""
+
+    def __init__(
+        self,
+        index: int,
+        kind: SubnetKind,
+        setup: SubnetSetup,
+        ranges: tuple[CanisterIdRange, ...],
+        network: Network,
+    ) -> None:
+        self.index = index
+        self.kind = kind
+        self.setup = setup
+        self.subnet_id = Principal(setup.membership.subnet_id)
+        self.ranges = ranges
+        self.network = network
+        self.replicas: list[Replica] = []
+        self.state_dir: Path | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of nodes."""
+        return self.setup.config.n
+
+    @property
+    def public_key_der(self) -> bytes:
+        """The subnet's threshold public key (DER)."""
+        return self.replicas[0].public_key_der
+
+    @property
+    def limits(self) -> IngressLimits:
+        """Ingress limits of this kind of subnet (protocol §4.2)."""
+        return (
+            APPLICATION_SUBNET_LIMITS
+            if self.kind is SubnetKind.APPLICATION
+            else SYSTEM_SUBNET_LIMITS
+        )
+
+    def certified_height(self) -> Height:
+        """Return the lowest certified height among the subnet's replicas."""
+        return Height(min(r.state.certified_height or 0 for r in self.replicas))
+
+    def serving_replica(self) -> Replica:
+        """Return the replica that answers queries and read_state (highest certified)."""
+        return max(self.replicas, key=lambda r: (r.state.certified_height or -1, -r.node))
+
+
+def subnet_id_of(public_key_der: bytes) -> Principal:
+    """Return a subnet id: the self-authenticating principal of its initial threshold key.
+
+    Spec: dfinity/ic ``ic-prep`` (subnet ids derive from the initial NI-DKG public key
+    of the subnet) [mem].
+    """
+    return Principal.self_authenticating(public_key_der)
+
+
+def canister_ranges_for(index: int, kind: SubnetKind) -> tuple[CanisterIdRange, ...]:
+    """Return subnet ``index``'s canister ranges: NNS low ids, others dfx-like ranges.
+
+    Spec: protocol digest §4.4 (2**20 ids per subnet).
+    """
+    if kind is SubnetKind.NNS:
+        return (CanisterIdRange.from_indices(0, CANISTER_IDS_PER_SUBNET - 1),)
+    first = APP_RANGE_START + index * CANISTER_IDS_PER_SUBNET
+    return (CanisterIdRange.from_indices(first, first + CANISTER_IDS_PER_SUBNET - 1),)
+
+
+class InternetComputer:
+    """A whole IC in process: NNS + application subnets of replicas on a virtual network.
+
+    Spec: see module docstring.
+    """
+
+    def __init__(
+        self,
+        subnets: Sequence[SubnetConfig] | None = None,
+        *,
+        nodes: int = 4,
+        applications: int = 1,
+        seed: bytes | int = 0,
+        time: int = DEFAULT_GENESIS_TIME,
+        state_dir: Path | str | None = None,
+        engine: WasmEngine | None = None,
+        crypto: ConsensusCrypto | None = None,
+        consensus: ConsensusConfig = DEFAULT_CONSENSUS,
+        link: LinkModel | None = None,
+        state_machine: Callable[[InternetComputer, Subnet], StateMachine] | None = None,
+    ) -> None:
+        """Create (or, with a populated ``state_dir``, restart) an IC.
+
+        ``subnets`` default: one NNS subnet and ``applications`` application subnets of
+        ``nodes`` nodes each.  ``seed`` fixes every key and every network delay.
+        """
+        self.seed = seed.to_bytes(32, "big") if isinstance(seed, int) else bytes(seed)
+        self.configs = tuple(
+            subnets
+            if subnets is not None
+            else [SubnetConfig(SubnetKind.NNS, nodes)]
+            + [SubnetConfig(SubnetKind.APPLICATION, nodes)] * applications
+        )
+        if sum(1 for c in self.configs if c.kind is SubnetKind.NNS) != 1:
+            raise ValueError("an IC has exactly one NNS subnet")
+        self.crypto = crypto or CachingCrypto(RealCrypto(), VerificationCache())
+        if not self.crypto.is_secure:
+            raise ValueError("the InternetComputer runs with real crypto only")
+        self.engine: WasmEngine = engine or WasmtimeEngine()  # type: ignore[assignment]
+        self.consensus_config = consensus
+        self.genesis_time = Time(time)
+        self.now = Time(time)
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.rng = random.Random(hashlib.sha256(self.seed + b"network").digest())
+        self.link = link or LinkModel()
+        self._queue: list[tuple[int, int, int, int, int, ReplicaArtifact | None]] = []
+        self._seq = 0
+        self._pending_tick: dict[tuple[int, int], int] = {}
+        self._delegations: dict[bytes, tuple[int, Delegation]] = {}
+        self._state_machine = state_machine
+        self.subnets: list[Subnet] = []
+        self._build()
+
+    # -- construction ---------------------------------------------------------------------
+
+    def _build(self) -> None:
+        setups: list[tuple[SubnetConfig, SubnetSetup]] = []
+        app_index = 0
+        entries: list[tuple[CanisterIdRange, Principal]] = []
+        records: list[SubnetTopology] = []
+        nns_id: Principal | None = None
+        for i, cfg in enumerate(self.configs):
+            config = attrs.evolve(self.consensus_config, n=cfg.nodes)
+            seed = hashlib.sha256(self.seed + b"subnet" + i.to_bytes(4, "big")).digest()
+            setup = make_subnet(config, self.crypto, seed, genesis_time=self.genesis_time)
+            der = setup.subnet_public_key()
+            from icp.crypto.bls import public_key_to_der
+
+            der = public_key_to_der(der)
+            subnet_id = subnet_id_of(der)
+            setup = attrs.evolve(
+                setup, membership=attrs.evolve(setup.membership, subnet_id=subnet_id.raw)
+            )
+            setups.append((cfg, setup))
+            if cfg.kind is SubnetKind.NNS:
+                nns_id = subnet_id
+                ranges = canister_ranges_for(0, cfg.kind)
+            else:
+                ranges = canister_ranges_for(app_index, cfg.kind)
+                app_index += 1
+            entries.extend((r, subnet_id) for r in ranges)
+            nodes = {_node_id(keys.basic): _node_der(keys.basic) for keys in setup.membership.nodes}
+            records.append(SubnetTopology(subnet_id, der, nodes))
+        self.topology = NetworkTopology(tuple(records), RoutingTable(tuple(entries)), nns_id)
+        self.root_key = self.topology.subnet(nns_id).public_key_der if nns_id else b""
+        for i, (cfg, setup) in enumerate(setups):
+            net = Network(cfg.nodes, random.Random(self.rng.getrandbits(64)), self.link)
+            subnet = Subnet(
+                i,
+                cfg.kind,
+                setup,
+                self.topology.routing_table.ranges_of(Principal(setup.membership.subnet_id)),
+                net,
+            )
+            self.subnets.append(subnet)
+        restarting = self.state_dir is not None and any(self.state_dir.glob("subnet-*/node-*/cups"))
+        for subnet in self.subnets:
+            execute = self._execute_for(subnet)
+            for node in range(subnet.n):
+                node_dir = self._node_dir(subnet, node)
+                if restarting and node_dir is not None:
+                    replica = Replica.restore(
+                        subnet.setup,
+                        node,
+                        self.crypto,
+                        node_dir,
+                        engine=self.engine,  # type: ignore[arg-type]
+                        execute=execute,
+                        now=self.now,
+                    )
+                else:
+                    if node_dir is not None and node_dir.exists():
+                        shutil.rmtree(node_dir)
+                    initial = ReplicatedState(
+                        subnet.subnet_id, self.topology, Height(0), self.genesis_time
+                    )
+                    manager = StateManager(
+                        initial,
+                        checkpoint_root=None if node_dir is None else node_dir / "checkpoints",
+                        checkpoint_interval=subnet.setup.config.dkg_interval_length + 1,
+                    )
+                    replica = Replica(
+                        subnet.setup,
+                        node,
+                        self.crypto,
+                        manager,
+                        execute=execute,
+                        now=self.now,
+                        state_dir=node_dir,
+                    )
+                subnet.replicas.append(replica)
+                self._schedule_tick(subnet.index, node, self.now)
+                self._push(Time(self.now + TIMER_INTERVAL), 1, subnet.index, node, None)
+        if restarting:
+            self.now = Time(max(self.now, self._restored_time()))
+
+    def _restored_time(self) -> int:
+        return max(r.state.latest_state.time for s in self.subnets for r in s.replicas)
+
+    def _node_dir(self, subnet: Subnet, node: int) -> Path | None:
+        if self.state_dir is None:
+            return None
+        return self.state_dir / f"subnet-{subnet.index}" / f"node-{node}"
+
+    def _execute_for(self, subnet: Subnet) -> StateMachine:
+        if self._state_machine is not None:
+            return self._state_machine(self, subnet)
+        return advance_time_only
+
+    def execution_environment(self, subnet: Subnet) -> ExecutionEnvironment:
+        """Return the execution parameters of ``subnet`` (engine, size, root key)."""
+        return ExecutionEnvironment(
+            engine=self.engine,
+            subnet_id=subnet.subnet_id.raw,
+            subnet_size=subnet.n,
+            root_key=self.root_key,
+        )
+
+    # -- topology -------------------------------------------------------------------------
+
+    @property
+    def nns(self) -> Subnet:
+        """The NNS subnet (its key is the root key)."""
+        return next(s for s in self.subnets if s.kind is SubnetKind.NNS)
+
+    @property
+    def applications(self) -> list[Subnet]:
+        """The application subnets, in creation order."""
+        return [s for s in self.subnets if s.kind is SubnetKind.APPLICATION]
+
+    def subnet(self, subnet_id: Principal) -> Subnet:
+        """Return the subnet with id ``subnet_id``; raise ``ICError`` (404) if unknown."""
+        for subnet in self.subnets:
+            if subnet.subnet_id == subnet_id:
+                return subnet
+        raise ICError(f"subnet {subnet_id} does not exist", http_status=404)
+
+    def subnet_of(self, canister_id: Principal) -> Subnet:
+        """Return the subnet whose ranges hold ``canister_id``; raise ``ICError`` if none."""
+        subnet_id = self.topology.routing_table.route(canister_id)
+        if subnet_id is None:
+            raise ICError(
+                f"canister id {canister_id} is not in any subnet's canister ranges",
+                http_status=400,
+                reject_code=int(RejectCode.DESTINATION_INVALID),
+                error_code="IC0301",
+            )
+        return self.subnet(subnet_id)
+
+    # -- event loop -----------------------------------------------------------------------
+
+    def _push(
+        self, at: Time, kind: int, subnet: int, node: int, art: ReplicaArtifact | None
+    ) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at, self._seq, kind, subnet, node, art))
+
+    def _schedule_tick(self, subnet: int, node: int, at: Time) -> None:
+        g = TICK_GRANULARITY
+        at = Time(-(-at // g) * g)
+        if self._pending_tick.get((subnet, node)) == at:
+            return
+        self._pending_tick[(subnet, node)] = at
+        self._push(at, 0, subnet, node, None)
+
+    def run_until(self, until: int) -> None:
+        """Process every event up to virtual time ``until``; the clock ends there."""
+        while self._queue and self._queue[0][0] <= until:
+            at, _, kind, s, node, artifact = heapq.heappop(self._queue)
+            self.now = Time(max(self.now, at))
+            subnet = self.subnets[s]
+            if kind == 2:
+                assert artifact is not None
+                subnet.replicas[node].on_artifact(artifact)
+                self._schedule_tick(s, node, self.now)
+            elif kind == 1:
+                self._push(Time(self.now + TIMER_INTERVAL), 1, s, node, None)
+                self._tick(subnet, node)
+            else:
+                if self._pending_tick.get((s, node)) == at:
+                    del self._pending_tick[(s, node)]
+                self._tick(subnet, node)
+        self.now = Time(max(self.now, until))
+
+    def _tick(self, subnet: Subnet, node: int) -> None:
+        produced = subnet.replicas[node].tick(self.now)
+        for artifact in produced:
+            self._broadcast(subnet, node, artifact)
+
+    def _broadcast(self, subnet: Subnet, node: int, artifact: ReplicaArtifact) -> None:
+        for dst in range(subnet.n):
+            if dst == node:
+                continue
+            for arrival in subnet.network.transmit(node, dst, self.now):
+                self._push(arrival, 2, subnet.index, dst, artifact)
+
+    def run_while(self, condition: Callable[[], bool], max_time: int) -> bool:
+        """Run in steps of 50 ms until ``condition()`` is False or ``max_time`` passes.
+
+        Returns whether the condition became False.
+        """
+        while condition():
+            if self.now >= max_time:
+                return False
+            self.run_until(min(self.now + TIMER_INTERVAL, max_time))
+        return True
+
+    # -- time -----------------------------------------------------------------------------
+
+    def time(self) -> int:
+        """Return the IC's current virtual time (ns since the epoch)."""
+        return self.now
+
+    def certified_time(self, subnet: Subnet | None = None) -> int:
+        """Return the time of the latest certified state of ``subnet`` (default NNS)."""
+        replica = (subnet or self.nns).serving_replica()
+        return replica.certified()[0].time
+
+    def tick(self, heights: int = 1) -> None:
+        """Run until every subnet has certified ``heights`` more heights.
+
+        Raises ``ICError`` if a subnet makes no progress within a minute of virtual time.
+        """
+        targets = [s.certified_height() + heights for s in self.subnets]
+        ok = self.run_while(
+            lambda: any(s.certified_height() < t for s, t in zip(self.subnets, targets)),
+            self.now + 60 * NANOS_PER_SECOND,
+        )
+        if not ok:
+            raise ICError("a subnet made no progress for a minute of virtual time", http_status=503)
+
+    def advance_time(self, nanos: int) -> None:
+        """Let ``nanos`` of virtual time pass (consensus keeps running meanwhile)."""
+        if nanos < 0:
+            raise ValueError("time only moves forward")
+        self.run_until(self.now + nanos)
+
+    def set_time(self, time: int) -> None:
+        """Jump the clock to ``time`` (pending events happen at ``time``), then settle.
+
+        Raises ``ValueError`` if ``time`` lies before the current time: IC time is monotone.
+        """
+        if time < self.now:
+            raise ValueError(f"time {time} is before the current time {self.now}: time is monotone")
+        self._queue = [(max(e[0], time), *e[1:]) for e in self._queue]
+        heapq.heapify(self._queue)
+        self._pending_tick = {k: max(v, time) for k, v in self._pending_tick.items()}
+        self.now = Time(time)
+        self.run_until(time)
+
+    # -- HTTP-shaped requests -------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Return the ``/api/v2/status`` map (root key, versions)."""
+        return {
+            "ic_api_version": "0.18.0",
+            "impl_version": "icp-0.1.0",
+            "replica_health_status": "healthy",
+            "root_key": self.root_key,
+        }
+
+    def _parse_call(self, body: bytes, subnet: Subnet) -> SignedIngress:
+        try:
+            return parse_call_envelope(body, limits=subnet.limits)
+        except IngressError as exc:
+            raise ICError(
+                str(exc), http_status=exc.http_status, reject_code=exc.reject_code,
+                error_code=exc.error_code,
+            ) from None  # fmt: skip
+
+    def submit_call(self, body: bytes, effective_canister_id: Principal) -> bytes:
+        """Check a ``call`` envelope and put it into the subnet's ingress pools.
+
+        Returns the request id.  Raises ``ICError`` (4xx) for a malformed, expired,
+        badly signed or misaddressed request.
+        Spec: interface spec §1.2-§1.4; protocol digest §4.2.
+        """
+        subnet = self.subnet_of(effective_canister_id)
+        message = self._parse_call(body, subnet)
+        if (
+            message.canister_id != effective_canister_id
+            and not message.canister_id.is_management_canister
+        ):
+            raise ICError(
+                f"the effective canister id {effective_canister_id} differs from the "
+                f"canister id {message.canister_id}",
+                http_status=400,
+            )
+        try:
+            check_ingress(message, self.now, limits=subnet.limits)
+        except IngressError as exc:
+            raise ICError(
+                str(exc), http_status=exc.http_status, error_code=exc.error_code
+            ) from None
+        entry = subnet.replicas[0]
+        if entry.submit(message):
+            self._broadcast(subnet, 0, message)
+        self._schedule_tick(subnet.index, 0, self.now)
+        return message.message_id
+
+    def request_status(
+        self, request_id: bytes, effective_canister_id: Principal
+    ) -> IngressStatus | None:
+        """Return the certified status of a request on the subnet of the canister."""
+        replica = self.subnet_of(effective_canister_id).serving_replica()
+        state, _ = replica.certified()
+        return state.ingress_history.get(request_id)
+
+    def wait_for(
+        self, request_id: bytes, effective_canister_id: Principal, *, timeout: int | None = None
+    ) -> CallResult:
+        """Run until the request's certified status is replied or rejected.
+
+        Raises ``ICError`` (408-like) if that does not happen before ``timeout`` ns of
+        virtual time (default: the maximum ingress TTL).
+        """
+        subnet = self.subnet_of(effective_canister_id)
+        limit = self.now + (timeout if timeout is not None else subnet.limits.max_ttl)
+        terminal = {RequestStatus.REPLIED, RequestStatus.REJECTED, RequestStatus.DONE}
+
+        def pending() -> bool:
+            status = self.request_status(request_id, effective_canister_id)
+            return status is None or status.status not in terminal
+
+        if not self.run_while(pending, limit):
+            raise ICError(
+                f"request 0x{request_id.hex()} has no certified answer yet",
+                http_status=408, error_code="IC0202",
+            )  # fmt: skip
+        status = self.request_status(request_id, effective_canister_id)
+        assert status is not None
+        certificate = self.certificate(subnet, [["request_status", request_id]])
+        return CallResult(
+            request_id,
+            status.status.value,
+            status.reply,
+            status.reject_code,
+            status.reject_message,
+            status.error_code,
+            certificate,
+        )
+
+    def call_and_wait(self, body: bytes, effective_canister_id: Principal) -> CallResult:
+        """Submit a ``call`` envelope and return its certified outcome."""
+        rid = self.submit_call(body, effective_canister_id)
+        return self.wait_for(rid, effective_canister_id)
+
+    # -- certificates ---------------------------------------------------------------------
+
+    def delegation(self, subnet: Subnet) -> Delegation | None:
+        """Return the NNS delegation for ``subnet`` (None for the NNS itself).
+
+        Spec: protocol digest §3.4; interface spec §2.2.
+        """
+        if subnet.kind is SubnetKind.NNS:
+            return None
+        cached = self._delegations.get(subnet.subnet_id.raw)
+        if cached is not None and self.now - cached[0] < DELEGATION_REFRESH:
+            return cached[1]
+        replica = self.nns.serving_replica()
+        if replica.state.certified_height is None:
+            self.run_while(lambda: self.nns.serving_replica().state.certified_height is None,
+                           self.now + 60 * NANOS_PER_SECOND)  # fmt: skip
+            replica = self.nns.serving_replica()
+        nns_state, nns_cert = replica.certified()
+        delegation = make_delegation(nns_state, nns_cert, subnet.subnet_id)
+        self._delegations[subnet.subnet_id.raw] = (self.now, delegation)
+        return delegation
+
+    def certificate(self, subnet: Subnet, paths: Sequence[Sequence[bytes | str]]) -> bytes:
+        """Return a certificate of ``paths`` in ``subnet``'s latest certified state."""
+        replica = subnet.serving_replica()
+        if replica.state.certified_height is None:
+            self.run_while(
+                lambda: subnet.serving_replica().state.certified_height is None,
+                self.now + 60 * NANOS_PER_SECOND,
+            )
+            replica = subnet.serving_replica()
+        return replica.state.certificate(paths, self.delegation(subnet))
+
+    def _authenticate(
+        self, body: bytes, request_type: str, target: Principal | None, limits: IngressLimits
+    ) -> tuple[dict[Any, Any], bytes, Principal]:
+        try:
+            envelope = parse_envelope(body, limits=limits)
+        except IngressError as exc:
+            raise ICError(str(exc), http_status=exc.http_status) from None
+        content = envelope["content"]
+        assert isinstance(content, Mapping)
+        if content.get("request_type") != request_type:
+            raise ICError(
+                f"expected request_type {request_type!r}, got {content.get('request_type')!r}"
+            )
+        try:
+            rid = request_id(content)
+            sender = Principal(bytes(content["sender"]))
+            expiry = int(content["ingress_expiry"])
+        except (EncodingError, KeyError, TypeError, ValueError) as exc:
+            raise ICError(f"malformed {request_type} request: {exc}") from None
+        try:
+            delegations = tuple(
+                SignedDelegation.from_cbor_value(d) for d in envelope.get("sender_delegation") or ()
+            )
+            authenticate_request(
+                sender,
+                rid,
+                self.now,
+                sender_pubkey=_opt_bytes(envelope.get("sender_pubkey")),
+                sender_sig=_opt_bytes(envelope.get("sender_sig")),
+                sender_delegation=delegations,
+                target=target,
+            )
+        except AuthenticationError as exc:
+            raise ICError(f"request signature check failed: {exc}", http_status=400) from None
+        if not sender.is_anonymous and not is_expiry_valid(expiry, Time(self.now), limits):
+            raise ICError(f"ingress_expiry {expiry} is outside the accepted window")
+        return dict(content), rid, sender
+
+    def read_state(
+        self,
+        body: bytes,
+        effective_canister_id: Principal | None = None,
+        *,
+        subnet_id: Principal | None = None,
+    ) -> bytes:
+        """Answer a ``read_state`` envelope: CBOR ``{certificate}``.
+
+        Exactly one of ``effective_canister_id`` (canister endpoint) and ``subnet_id``
+        (subnet endpoint) is given.  Raises ``ICError`` with 400/403/404 as the replica.
+        Spec: interface spec §1.3, §1.8, §2.3 ("Request: Read state").
+        """
+        if (effective_canister_id is None) == (subnet_id is None):
+            raise ValueError("give either an effective canister id or a subnet id")
+        subnet = (
+            self.subnet_of(effective_canister_id)
+            if effective_canister_id is not None
+            else self.subnet(subnet_id)  # type: ignore[arg-type]
+        )
+        content, _, sender = self._authenticate(
+            body, "read_state", effective_canister_id, subnet.limits
+        )
+        raw_paths = content.get("paths")
+        if not isinstance(raw_paths, list | tuple):
+            raise ICError("read_state needs a 'paths' array")
+        paths = [[bytes(label) for label in path] for path in raw_paths]
+        replica = subnet.serving_replica()
+        state, certification = replica.certified()
+        try:
+            check_read_state_paths(
+                paths, sender, effective_canister_id, state, effective_subnet_id=subnet_id
+            )
+        except ReadStateError as exc:
+            raise ICError(exc.message, http_status=exc.http_status) from None
+        del certification
+        cert = replica.state.certificate(paths, self.delegation(subnet))
+        return cbor_encode({"certificate": cert})
+
+    def query(self, body: bytes, effective_canister_id: Principal) -> bytes:
+        """Answer a ``query`` envelope on one replica: CBOR response with a node signature.
+
+        The query runs on the serving replica's certified state; its changes are
+        discarded.  Spec: interface spec §1.6 (query response, node signatures).
+        """
+        subnet = self.subnet_of(effective_canister_id)
+        content, rid, sender = self._authenticate(
+            body, "query", effective_canister_id, subnet.limits
+        )
+        try:
+            canister_id = Principal(bytes(content["canister_id"]))
+            method = str(content["method_name"])
+            arg = bytes(content["arg"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ICError(f"malformed query: {exc}") from None
+        replica = subnet.serving_replica()
+        response = self.run_query(replica, sender, canister_id, method, arg)
+        fields: dict[str, Any]
+        if isinstance(response, Reply):
+            fields = {"status": "replied", "reply": {"arg": response.data}}
+        else:
+            fields = {
+                "status": "rejected",
+                "reject_code": int(response.code),
+                "reject_message": response.message,
+                "error_code": response.error_code or "",
+            }
+        signature = replica.sign_query_response(dict(fields, request_id=rid), self.now)
+        return cbor_encode(dict(fields, signatures=[signature]))
+
+    def run_query(
+        self, replica: Replica, sender: Principal, canister_id: Principal, method: str, arg: bytes
+    ) -> Reply | Reject:
+        """Execute a query on ``replica``'s latest certified state; discard its changes.
+
+        Spec: interface spec §"Query call" (non-replicated; the state is not changed).
+        """
+        subnet = self.subnet(replica.subnet_id)
+        state, _ = replica.certified()
+        canister = state.canister(canister_id)
+        if canister is None:
+            return reject_of(
+                CanisterError.of(ErrorCode.CANISTER_NOT_FOUND, f"Canister {canister_id} not found")
+            )
+        try:
+            data_certificate: bytes | None = replica.state.data_certificate(
+                canister_id, self.delegation(subnet)
+            )
+        except ValueError:
+            data_certificate = None
+
+        def resolve(cid: bytes) -> CanisterState | None:
+            return state.canister(cid)
+
+        response = execute_query(
+            canister,
+            sender.raw,
+            method,
+            arg,
+            state.time,
+            self.execution_environment(subnet),
+            data_certificate=data_certificate,
+            resolve=resolve,
+        )
+        assert isinstance(response, Reply | Reject)
+        return response
+
+    # -- XNet -----------------------------------------------------------------------------
+
+    def xnet_slice(
+        self, source: Principal, destination: Principal, from_index: int, max_messages: int = 1000
+    ) -> bytes | None:
+        """Return a certified slice of ``source``'s stream to ``destination`` (None if none).
+
+        Served by the source subnet's replica with the highest certified height.
+        Spec: protocol digest §4.3 (the block maker pulls certified slices from nodes of
+        the source subnet).
+        """
+        try:
+            replica = self.subnet(source).serving_replica()
+        except ICError:
+            return None
+        if replica.state.certified_height is None:
+            return None
+        state, _ = replica.certified()
+        stream = state.stream_to(destination)
+        if not stream.header.begin <= from_index <= stream.header.end:
+            return None
+        if from_index == stream.header.end and stream.header.signals_end == 0:
+            return None
+        return replica.state.stream_slice(destination, from_index, max_messages)
+
+    # -- determinism and persistence ------------------------------------------------------
+
+    def state_hashes(self) -> dict[str, bytes]:
+        """Return each subnet's certified root hash at its lowest common certified height."""
+        out = {}
+        for subnet in self.subnets:
+            height = subnet.certified_height()
+            hashes = {r.state.root_hash(height) for r in subnet.replicas}
+            hashes.discard(None)
+            out[subnet.subnet_id.to_text()] = next(iter(hashes)) if len(hashes) == 1 else b""
+        return out
+
+    def close(self) -> None:
+        """Drop every replica (a restart from ``state_dir`` continues where this stopped)."""
+        for subnet in self.subnets:
+            subnet.replicas.clear()
+        self._queue.clear()
+
+
+def _node_der(raw: bytes) -> bytes:
+    from icp.replica import node_public_key_der
+
+    return node_public_key_der(raw)
+
+
+def _node_id(raw: bytes) -> Principal:
+    from icp.replica import node_id_of
+
+    return node_id_of(raw)
+
+
+def _opt_bytes(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, bytes):
+        raise ICError("sender_pubkey and sender_sig must be blobs")
+    return value
+
+
+def decode_body(body: bytes) -> Any:
+    """Decode a CBOR response body (helper for callers and tests)."""
+    return cbor_decode(body)
+
+
+__all__ = [
+    "CallResult",
+    "ICError",
+    "InternetComputer",
+    "RequestRejected",
+    "Subnet",
+    "SubnetConfig",
+    "SubnetKind",
+    "canister_ranges_for",
+    "subnet_id_of",
+]

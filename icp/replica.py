@@ -1,0 +1,560 @@
+"""Replica: one node = consensus + message routing + execution + state + certification.
+
+Theory of operation.  A ``Replica`` wires the sans-I/O components of one node and
+exposes the same artifact-in / artifact-out surface as its consensus part, so a
+simulator or a transport can drive it:
+
+* ``on_artifact(a)`` takes a peer's artifact: consensus artifacts go to the consensus
+  pool, ``SignedIngress`` to the ingress pool, ``CertificationShare`` /
+  ``Certification`` to the certifier.
+* ``tick(now)`` runs consensus (which delivers the batches of newly finalized heights
+  to ``_on_batch``), then the certifier, and returns what to broadcast.
+
+Per finalized height ``h`` (protocol §4.1): the batch is appended to the node's
+write-ahead log (when it has a state directory), handed to the state machine
+(message routing + execution: ``execute(state, batch) -> state``), and the new state
+is committed to the ``StateManager``, which builds its certified tree.  The certifier
+signs ``(h, root_hash)`` with this node's share of the subnet's high-threshold key and
+broadcasts the share; any ``threshold`` shares on the same content combine into the
+``Certification`` (one group signature, verified under the subnet key), which the
+replica also broadcasts so that slower peers verify one signature instead of
+aggregating.  At DKG summary heights the state manager writes a checkpoint and the
+state's manifest hash becomes the ``state_hash`` the catch-up package signs.
+
+Restart (protocol §4.7, §3.2): ``Replica.restore`` loads the newest checkpoint whose
+manifest hash matches a persisted CUP, starts consensus from that CUP and feeds it the
+persisted finalized chain above it (blocks with their notarizations, finalizations,
+beacons and random tapes), so consensus re-delivers exactly the batches it delivered
+before: the node reaches the state it had (same hashes) and no replied update is
+lost.  Like the IC, which persists its consensus pool and replays finalized blocks
+after a restart; the artifacts are kept as pickles, a local file only this node reads
+(the IC uses protobuf).
+
+Spec: protocol digest §3.3 (certification: 2f+1 high-threshold shares per executed
+height), §4.1 (pipeline per finalized height), §4.7 (checkpoints at summary heights,
+restart); dfinity/ic ``rs/replica`` (setup of consensus, message routing, execution and
+state manager per node), ``rs/consensus/certification`` (certifier, aggregation).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from icp.consensus.artifacts import (
+    CatchUpPackage,
+    ConsensusArtifact,
+    DkgTag,
+    Finalization,
+    Notarization,
+)
+from icp.consensus.config import TIME_ZERO
+from icp.consensus.context import PayloadBuilder
+from icp.consensus.crypto import ConsensusCrypto
+from icp.consensus.dkg import DkgBackend, to_threshold_public_key
+from icp.consensus.genesis import SubnetSetup, make_replica
+from icp.consensus.replica import Batch, ConsensusReplica
+from icp.crypto.hashing import hash_of_map
+from icp.messaging.ingress import IngressPool, SignedIngress, parse_call_envelope
+from icp.principal import Principal
+from icp.state import checkpoint
+from icp.state.certification import (
+    Certification,
+    CertificationContent,
+    CertificationError,
+    CertificationShare,
+    aggregate,
+    verify_certification,
+)
+from icp.state.checkpoint import ModuleEngine
+from icp.state.ingress_history import IngressStatus
+from icp.state.manager import StateManager
+from icp.state.replicated_state import ED25519_DER_PREFIX, ReplicatedState
+from icp.types import Height, NodeIndex, Time
+
+ReplicaArtifact = ConsensusArtifact | CertificationShare | Certification | SignedIngress
+"""Everything a replica gossips to the other replicas of its subnet."""
+
+StateMachine = Callable[[ReplicatedState, Batch], ReplicatedState]
+"""The deterministic state transition of one finalized height (message routing)."""
+
+RESPONSE_DOMAIN: Final = b"\x0bic-response"
+"""Domain separator of node signatures on query responses (interface spec §1.6)."""
+
+CUPS_DIR: Final = "cups"
+CHAIN_DIR: Final = "chain"
+CHECKPOINTS_DIR: Final = "checkpoints"
+KEEP_CUPS: Final = 3
+
+
+class ReplicaError(Exception):
+    """A replica cannot start or continue (e.g. no usable checkpoint to restart from)."""
+
+
+def advance_time_only(state: ReplicatedState, batch: Batch) -> ReplicatedState:
+    """Return the state at the batch's height and time, executing nothing.
+
+    The state machine of a replica without message routing: batches of empty blocks
+    are still delivered and advance the state's height and time.
+    Spec: protocol digest §4.1 ("Batches of empty blocks are still delivered (time
+    advances)").
+    """
+    return state.at_height(batch.height, Time(max(batch.time, state.time)))
+
+
+def node_public_key_der(raw_ed25519: bytes) -> bytes:
+    """Return a node's Ed25519 signing key as RFC 8410 DER (44 bytes).
+
+    Spec: interface spec §1.6 (``/subnet/<id>/node/<node_id>/public_key``).
+    """
+    return ED25519_DER_PREFIX + raw_ed25519
+
+
+def node_id_of(raw_ed25519: bytes) -> Principal:
+    """Return the node id: the self-authenticating principal of its DER signing key.
+
+    Spec: dfinity/ic ``NodeId`` (a self-authenticating principal of the node signing
+    key) [mem].
+    """
+    return Principal.self_authenticating(node_public_key_der(raw_ed25519))
+
+
+def ingress_ids(batch: Batch) -> list[bytes]:
+    """Return the request ids of the ingress messages in ``batch`` (undecodable ones skipped)."""
+    out = []
+    for envelope in batch.payload.ingress:
+        try:
+            out.append(parse_call_envelope(envelope).message_id)
+        except ValueError:
+            continue
+    return out
+
+
+# ---------------------------------------------------------------------------- certifier
+
+
+class Certifier:
+    """Collect certification shares per height and combine them into certifications.
+
+    The first ``threshold`` shares on one content are combined optimistically and the
+    group signature is verified once (through the crypto façade, so an in-process
+    network verifies each distinct signature once); only if that fails are shares
+    checked one by one and bad ones skipped.
+    Spec: protocol digest §3.3; dfinity/ic ``certification/src/certifier.rs``.
+    """
+
+    def __init__(self, crypto: ConsensusCrypto) -> None:
+        self.crypto = crypto
+        self.shares: dict[Height, dict[CertificationContent, dict[int, bytes]]] = {}
+
+    def add_share(self, share: CertificationShare) -> None:
+        """Remember a peer's (or our own) share."""
+        by_content = self.shares.setdefault(share.content.height, {})
+        by_content.setdefault(share.content, {})[share.signer] = share.signature
+
+    def try_certify(
+        self, height: Height, root_hash: bytes, group: Any, public_key_der: bytes
+    ) -> Certification | None:
+        """Return the certification of ``(height, root_hash)`` if enough shares are here."""
+        content = CertificationContent(height, root_hash)
+        signed = self.shares.get(height, {}).get(content, {})
+        if len(signed) < group.threshold:
+            return None
+        chosen = dict(sorted(signed.items())[: group.threshold])
+        try:
+            signature = self.crypto.combine_threshold(group, chosen, content.signing_bytes())
+            if self.crypto.verify_threshold(
+                group.group_public_key, content.signing_bytes(), signature
+            ):
+                return Certification(content, signature)
+        except (ValueError, ArithmeticError):
+            pass
+        try:
+            shares = [CertificationShare(content, NodeIndex(i), s) for i, s in signed.items()]
+            certification = aggregate(group, shares)
+        except CertificationError:
+            return None
+        verify_certification(certification, public_key_der)
+        return certification
+
+    def forget_up_to(self, height: Height) -> None:
+        """Drop shares of heights at or below ``height``."""
+        for h in [h for h in self.shares if h <= height]:
+            del self.shares[h]
+
+
+# ---------------------------------------------------------------------------- replica
+
+
+@attrs.frozen(slots=True)
+class QueryAnswer:
+    """A query's outcome signed by the node that ran it (fields of interface spec §1.6)."""
+
+    response: dict[str, Any]
+    """The CBOR map the HTTP layer returns: status, reply/reject fields, signatures."""
+
+
+class Replica:
+    """One node of a subnet: consensus, ingress pool, state machine, state manager, certifier.
+
+    Spec: see module docstring.
+    """
+
+    def __init__(
+        self,
+        setup: SubnetSetup,
+        node: int,
+        crypto: ConsensusCrypto,
+        state: StateManager,
+        *,
+        execute: StateMachine = advance_time_only,
+        payload_builder: Callable[[Replica], PayloadBuilder] | None = None,
+        cup: CatchUpPackage | None = None,
+        now: Time = TIME_ZERO,
+        state_dir: Path | None = None,
+        dkg: DkgBackend | None = None,
+    ) -> None:
+        """Start node ``node`` of the subnet ``setup`` from ``cup`` (default: genesis).
+
+        ``state`` holds the state at the CUP's height.  ``payload_builder`` makes the
+        node's payload builder from the replica (it needs the ingress pool and state).
+        """
+        self.setup = setup
+        self.node = NodeIndex(node)
+        self.crypto = crypto
+        self.state = state
+        self.execute = execute
+        self.state_dir = state_dir
+        self.ingress_pool = IngressPool()
+        self.certifier = Certifier(crypto)
+        self.subnet_id = Principal(setup.membership.subnet_id)
+        keys = setup.membership.nodes[node]
+        self.node_id = node_id_of(keys.basic)
+        self._to_certify: list[tuple[Height, bytes]] = []
+        self._outbox: list[ReplicaArtifact] = []
+        self._persisted_cup = Height(-1)
+        self._persisted_chain = Height(setup.cup.height if cup is None else cup.height)
+        self.executed_heights = 0
+        builder = payload_builder(self) if payload_builder is not None else None
+        self.consensus: ConsensusReplica = make_replica(
+            setup,
+            node,
+            crypto,
+            cup=cup,
+            now=now,
+            payload_builder=builder,
+            dkg=dkg,
+            on_batch=self._on_batch,
+        )
+        if state_dir is not None:
+            for sub in (CUPS_DIR, CHAIN_DIR, CHECKPOINTS_DIR):
+                (state_dir / sub).mkdir(parents=True, exist_ok=True)
+            self._persist_cup()
+
+    # -- artifact interface -------------------------------------------------------------
+
+    def on_artifact(self, artifact: ReplicaArtifact) -> None:
+        """Accept an artifact from a peer."""
+        if isinstance(artifact, SignedIngress):
+            if artifact.message_id not in self.state.latest_state.ingress_history.entries:
+                self.ingress_pool.add(artifact)
+        elif isinstance(artifact, CertificationShare):
+            if self._needs_certification(artifact.content.height):
+                self.certifier.add_share(artifact)
+        elif isinstance(artifact, Certification):
+            self._on_certification(artifact)
+        else:
+            self.consensus.on_artifact(artifact)
+
+    def tick(self, now: Time) -> list[ReplicaArtifact]:
+        """Run consensus and certification; return the artifacts to broadcast."""
+        out: list[ReplicaArtifact] = list(self.consensus.tick(now))
+        out.extend(self._certify())
+        out.extend(self._outbox)
+        self._outbox.clear()
+        if self.state_dir is not None:
+            self._persist_chain()
+            self._persist_cup()
+        return out
+
+    def submit(self, message: SignedIngress) -> bool:
+        """Put a checked ingress message into this node's pool; return False if known."""
+        if message.message_id in self.state.latest_state.ingress_history.entries:
+            return False
+        return self.ingress_pool.add(message)
+
+    # -- views --------------------------------------------------------------------------
+
+    @property
+    def threshold_key(self) -> Any:
+        """Return the subnet's high-threshold public key active at the latest height."""
+        transcript = self.consensus.ctx.transcript(
+            Height(self.state.latest_height + 1), DkgTag.HIGH
+        ) or self.consensus.reader.cup().summary().current_transcript(DkgTag.HIGH)
+        return to_threshold_public_key(transcript)
+
+    @property
+    def public_key_der(self) -> bytes:
+        """Return the subnet's threshold public key (DER), constant across resharing."""
+        return self.state.latest_state.own_subnet.public_key_der
+
+    def certified(self) -> tuple[ReplicatedState, Certification]:
+        """Return the latest certified state and its certification."""
+        return self.state.certified_state()
+
+    def finalized_height(self) -> Height:
+        """Return consensus' finalized height."""
+        return self.consensus.finalized_height()
+
+    def sign_query_response(self, fields: dict[str, Any], timestamp: int) -> dict[str, Any]:
+        """Return a node signature ``{timestamp, signature, identity}`` over a response.
+
+        ``fields`` is the response map M without ``timestamp`` (it must hold
+        ``request_id``).  Spec: interface spec §1.6 (``"\\x0Bic-response" ||
+        hash_of_map(M)``, Ed25519 node key).
+        """
+        signed = dict(fields, timestamp=timestamp)
+        message = RESPONSE_DOMAIN + hash_of_map(signed)
+        secret = self.setup.secrets[self.node].basic
+        return {
+            "timestamp": timestamp,
+            "signature": self.crypto.sign_basic(secret, message),
+            "identity": self.node_id.raw,
+        }
+
+    # -- batches and certification -------------------------------------------------------
+
+    def _on_batch(self, batch: Batch) -> bytes:
+        previous = self.state.latest_state
+        new = self.execute(previous, batch)
+        root = self.state.commit(new)
+        self.executed_heights += 1
+        self.ingress_pool.remove(ingress_ids(batch))
+        self._to_certify.append((batch.height, root))
+        if batch.requires_checkpoint:
+            manifest = self.state.state_hash(batch.height)
+            return manifest if manifest is not None else checkpoint.state_hash(new)
+        return root
+
+    def _needs_certification(self, height: Height) -> bool:
+        certified = self.state.certified_height
+        return certified is None or height > certified
+
+    def _certify(self) -> list[ReplicaArtifact]:
+        out: list[ReplicaArtifact] = []
+        pending = self._to_certify
+        self._to_certify = []
+        for height, root in pending:
+            if not self._needs_certification(height):
+                continue
+            group = self.threshold_key
+            transcript_share = self._own_share()
+            if transcript_share is not None:
+                content = CertificationContent(height, root)
+                signature = self.crypto.sign_threshold_share(
+                    transcript_share, content.signing_bytes()
+                )
+                share = CertificationShare(content, NodeIndex(transcript_share.index), signature)
+                self.certifier.add_share(share)
+                out.append(share)
+            del group
+        for height in sorted(self.certifier.shares):
+            if not self._needs_certification(height):
+                continue
+            root_hash = self.state.root_hash(height)
+            if root_hash is None:
+                continue
+            certification = self.certifier.try_certify(
+                height, root_hash, self.threshold_key, self.public_key_der
+            )
+            if certification is not None and self._accept(certification):
+                out.append(certification)
+        return out
+
+    def _own_share(self) -> Any:
+        transcript = self.consensus.ctx.transcript(
+            Height(self.state.latest_height), DkgTag.HIGH
+        ) or self.consensus.reader.cup().summary().current_transcript(DkgTag.HIGH)
+        return self.consensus.ctx.keys.share_for(transcript)
+
+    def _on_certification(self, certification: Certification) -> None:
+        if not self._needs_certification(certification.height):
+            return
+        if self.state.root_hash(certification.height) is None:
+            return  # not executed yet (or already purged): our own shares will do
+        try:
+            verify_certification(certification, self.public_key_der)
+        except CertificationError:
+            return
+        self._accept(certification)
+
+    def _accept(self, certification: Certification) -> bool:
+        try:
+            self.state.add_certification(certification)
+        except CertificationError:
+            return False
+        self.certifier.forget_up_to(certification.height)
+        self.state.purge()
+        return True
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def _persist_chain(self) -> None:
+        assert self.state_dir is not None
+        reader = self.consensus.reader
+        finalized = reader.finalized_height()
+        while self._persisted_chain < finalized:
+            height = Height(self._persisted_chain + 1)
+            material = _height_material(self.consensus, height)
+            if material is None:
+                return
+            path = self.state_dir / CHAIN_DIR / f"{height:016d}.pickle"
+            _write_atomic(path, pickle.dumps(material))
+            self._persisted_chain = height
+
+    def _persist_cup(self) -> None:
+        assert self.state_dir is not None
+        cup = self.consensus.reader.cup()
+        if cup.height <= self._persisted_cup:
+            return
+        _write_atomic(self.state_dir / CUPS_DIR / f"{cup.height:016d}.pickle", pickle.dumps(cup))
+        self._persisted_cup = cup.height
+        kept = sorted((self.state_dir / CUPS_DIR).glob("*.pickle"))
+        for old in kept[:-KEEP_CUPS]:
+            old.unlink(missing_ok=True)
+        oldest = int(kept[-KEEP_CUPS:][0].stem)
+        for old in (self.state_dir / CHAIN_DIR).glob("*.pickle"):
+            if int(old.stem) <= oldest:
+                old.unlink(missing_ok=True)
+
+    @classmethod
+    def restore(
+        cls,
+        setup: SubnetSetup,
+        node: int,
+        crypto: ConsensusCrypto,
+        state_dir: Path,
+        *,
+        engine: ModuleEngine | None = None,
+        execute: StateMachine = advance_time_only,
+        payload_builder: Callable[[Replica], PayloadBuilder] | None = None,
+        now: Time = TIME_ZERO,
+        dkg: DkgBackend | None = None,
+        checkpoint_interval: int | None = None,
+    ) -> Replica:
+        """Restart a node from its state directory: checkpoint + CUP, then the chain above.
+
+        The persisted finalized artifacts above the CUP go back into the consensus pool;
+        the next ``tick`` validates them and re-executes their batches.  Raises
+        ``ReplicaError`` if no checkpoint matches a persisted CUP.
+        Spec: protocol digest §4.7 (restart from the latest checkpoint + CUP), §3.2.
+        """
+        interval = checkpoint_interval or setup.config.dkg_interval_length + 1
+        for cup in reversed(_load_cups(state_dir)):
+            ckpt = checkpoint.checkpoint_dir(state_dir / CHECKPOINTS_DIR, cup.height)
+            if not ckpt.exists():
+                continue
+            try:
+                loaded = checkpoint.load_checkpoint(
+                    ckpt, engine=engine, expected_state_hash=cup.content.state_hash
+                )
+            except checkpoint.CheckpointError:
+                continue
+            manager = StateManager(
+                loaded.state,
+                checkpoint_root=state_dir / CHECKPOINTS_DIR,
+                checkpoint_interval=interval,
+                initial_state_hash=loaded.checkpoint.state_hash,
+            )
+            replica = cls(
+                setup,
+                node,
+                crypto,
+                manager,
+                execute=execute,
+                payload_builder=payload_builder,
+                cup=cup,
+                now=now,
+                state_dir=state_dir,
+                dkg=dkg,
+            )
+            replica._persisted_chain = _last_chain_height(state_dir)
+            for artifact in _load_chain(state_dir, cup.height):
+                replica.consensus.on_artifact(artifact)
+            return replica
+        raise ReplicaError(f"no checkpoint in {state_dir} matches a persisted catch-up package")
+
+
+def _height_material(consensus: ConsensusReplica, height: Height) -> list[Any] | None:
+    """Return the finalized block of ``height`` with the artifacts proving it."""
+    reader = consensus.reader
+    block = reader.finalized_block_at(height)
+    beacon = reader.beacon_at(height)
+    tape = reader.tape_at(height)
+    if block is None or beacon is None or tape is None:
+        return None
+    block_hash = block.block_hash()
+    out: list[Any] = [beacon]
+    out.extend(p for p in reader.proposals_at(height) if p.block.block_hash() == block_hash)
+    out.extend(reader.validated_at(Notarization, height))
+    out.extend(reader.validated_at(Finalization, height))
+    out.append(tape)
+    return out
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _load_cups(state_dir: Path) -> list[CatchUpPackage]:
+    out = []
+    for path in sorted((state_dir / CUPS_DIR).glob("*.pickle")):
+        try:
+            cup = pickle.loads(path.read_bytes())  # noqa: S301 - our own node-local file
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            continue
+        if isinstance(cup, CatchUpPackage):
+            out.append(cup)
+    return out
+
+
+def _last_chain_height(state_dir: Path) -> Height:
+    names = sorted((state_dir / CHAIN_DIR).glob("*.pickle"))
+    return Height(int(names[-1].stem)) if names else Height(-1)
+
+
+def _load_chain(state_dir: Path, above: Height) -> list[ConsensusArtifact]:
+    out: list[ConsensusArtifact] = []
+    for path in sorted((state_dir / CHAIN_DIR).glob("*.pickle")):
+        if int(path.stem) <= above:
+            continue
+        try:
+            material = pickle.loads(path.read_bytes())  # noqa: S301 - our own node-local file
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            break
+        out.extend(material)
+    return out
+
+
+__all__ = [
+    "Certifier",
+    "Replica",
+    "ReplicaArtifact",
+    "ReplicaError",
+    "StateMachine",
+    "advance_time_only",
+    "ingress_ids",
+    "node_id_of",
+    "node_public_key_der",
+]
+
+
+def ingress_status(state: ReplicatedState, request_id: bytes) -> IngressStatus | None:
+    """Return the status of ``request_id`` in ``state``'s ingress history."""
+    return state.ingress_history.get(request_id)
