@@ -96,6 +96,7 @@ class IngressMessage:
     method_name: str
     arg: bytes
     size_bytes: int = 0  # size of the signed envelope, for the induction fee
+    induction_fee_paid: bool = False  # message routing charged the fee at induction
 
 
 @attrs.frozen(slots=True)
@@ -395,7 +396,7 @@ def execute_request(
             )
         return reject(CanisterError.of(ErrorCode.CANISTER_METHOD_NOT_FOUND, text))
     balance = state.cycles
-    if isinstance(message, IngressMessage):
+    if isinstance(message, IngressMessage) and not message.induction_fee_paid:
         fee = ingress_induction_cost(env.fees, message.size_bytes, env.subnet_size)
         if balance - fee < get_freezing_limit(state, env):
             return reject(_out_of_cycles(cid, fee, balance, get_freezing_limit(state, env)))

@@ -46,6 +46,11 @@ class WasmRuntime:
         self.stable = stable
         self._exports: dict[str, int] = parsed.exported_functions
 
+    @property
+    def wasm_module(self) -> bytes:
+        """Return the installed module bytes (empty if the runtime was built without them)."""
+        return self.wasm
+
     def method_kind(self, name: str) -> str | None:
         """Return the kind of an exported method, or None."""
         for kind in ("update", "query", "composite_query"):

@@ -24,7 +24,7 @@ import attrs
 from sortedcontainers import SortedKeyList
 
 from icp.crypto.errors import AuthenticationError
-from icp.crypto.hashing import EncodingError, cbor_decode, request_id
+from icp.crypto.hashing import EncodingError, cbor_decode, cbor_encode, request_id
 from icp.crypto.user_sig import SignedDelegation, authenticate_request
 from icp.principal import Principal
 from icp.types import NANOS_PER_SECOND, Time
@@ -93,6 +93,35 @@ class SignedIngress:
     sender_pubkey: bytes | None = None
     sender_sig: bytes | None = None
     sender_delegation: tuple[SignedDelegation, ...] = ()
+    envelope: bytes = attrs.field(default=b"", repr=False, eq=False)
+    """The HTTP body it was parsed from (what a block carries); empty if built by hand."""
+
+    def to_envelope(self) -> bytes:
+        """Return the CBOR envelope: the original bytes, or a re-encoding of the fields.
+
+        The re-encoding has the same request id (it is representation-independent).
+        Spec: interface spec §"Envelope".
+        """
+        if self.envelope:
+            return self.envelope
+        content: dict[str, object] = {
+            "request_type": "call",
+            "sender": self.sender.raw,
+            "canister_id": self.canister_id.raw,
+            "method_name": self.method_name,
+            "arg": self.arg,
+            "ingress_expiry": self.ingress_expiry,
+        }
+        if self.nonce is not None:
+            content["nonce"] = self.nonce
+        envelope: dict[str, object] = {"content": content}
+        if self.sender_pubkey is not None:
+            envelope["sender_pubkey"] = self.sender_pubkey
+        if self.sender_sig is not None:
+            envelope["sender_sig"] = self.sender_sig
+        if self.sender_delegation:
+            envelope["sender_delegation"] = [d.to_cbor_value() for d in self.sender_delegation]
+        return cbor_encode(envelope)
 
 
 def _get(content: Mapping[object, object], key: str, what: str) -> object:
@@ -193,6 +222,7 @@ def parse_call_envelope(
         sender_pubkey=pubkey,
         sender_sig=sig,
         sender_delegation=_delegations(envelope.get("sender_delegation")),
+        envelope=data,
     )
 
 

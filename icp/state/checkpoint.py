@@ -204,7 +204,7 @@ def module_bytes(runtime: WasmRuntime) -> bytes:
     gzipped, which is why restore keeps the recorded ``module_hash``.
     """
     stored = getattr(runtime, "wasm_module", None)
-    if isinstance(stored, bytes):
+    if isinstance(stored, bytes) and stored:
         return stored
     out = bytearray(_WASM_HEADER)
     for section_id, content in runtime.parsed.sections:
@@ -490,7 +490,9 @@ def _restore_canister(
             raise CheckpointError("restoring Wasm canisters needs a Wasm engine")
         compiled = engine.compile(files[base + "wasm_module.bin"])
         instance = engine.instantiate(compiled, canister.settings.wasm_memory_limit)
-        runtime = WasmRuntime(module_hash, instance, compiled.parsed, stable)
+        runtime = WasmRuntime(
+            module_hash, instance, compiled.parsed, stable, files[base + "wasm_module.bin"]
+        )
         globals_ = tuple(
             (int(i), int(bits)) for i, bits in cbor2.loads(files[base + "globals.cbor"])
         )

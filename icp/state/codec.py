@@ -139,7 +139,7 @@ def state_codec(extra: Iterable[type] = ()) -> Codec:
     from icp.execution import canister as ec
     from icp.execution import executor as ex
     from icp.execution import system_api as sa
-    from icp.messaging import routing, xnet
+    from icp.messaging import queues, routing, xnet
     from icp.principal import Principal
     from icp.state import ingress_history as ih
     from icp.state import replicated_state as rs
@@ -163,6 +163,8 @@ def state_codec(extra: Iterable[type] = ()) -> Codec:
         routing.RoutingTable,
         xnet.StreamHeader,
         xnet.Stream,
+        queues.CanisterQueues,
+        queues.MessagingState,
         Principal,
         ih.RequestStatus,
         ih.IngressStatus,

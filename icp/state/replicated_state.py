@@ -27,6 +27,7 @@ from typing import Any, Final
 import attrs
 
 from icp.execution.canister import CanisterState
+from icp.messaging.queues import MessagingState
 from icp.messaging.routing import CanisterIdRange, RoutingTable
 from icp.messaging.xnet import Stream
 from icp.principal import Principal
@@ -141,6 +142,7 @@ class ReplicatedState:
     streams: PMap[Stream[Any]] = attrs.field(factory=PMap, converter=_streams)
     # destination subnet id (raw bytes) → outgoing stream
     metrics: SubnetMetrics = SubnetMetrics()
+    messaging: MessagingState = attrs.Factory(MessagingState)  # input queues, scheduler state
 
     def __attrs_post_init__(self) -> None:
         self.topology.subnet(self.subnet_id)  # own subnet must be known
@@ -209,3 +211,7 @@ class ReplicatedState:
     def with_metrics(self, metrics: SubnetMetrics) -> ReplicatedState:
         """Return the state with new subnet metrics."""
         return attrs.evolve(self, metrics=metrics)
+
+    def with_messaging(self, messaging: MessagingState) -> ReplicatedState:
+        """Return the state with new input queues / scheduler bookkeeping."""
+        return attrs.evolve(self, messaging=messaging)

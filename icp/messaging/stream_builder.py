@@ -1,0 +1,173 @@
+"""Stream building: deliver execution outputs to local queues, XNet streams or users.
+
+Theory of operation.  Every execution produces outputs: canister requests,
+canister responses and ingress results.  ``route_outputs`` sends each one where
+it belongs:
+
+* an ingress result becomes the request's terminal status in the ingress history
+  (``replied`` with the reply bytes, or ``rejected`` with reject code, message and
+  error code);
+* a request to ``aaaaa-aa`` goes to the subnet's management queue;
+* a request or response for a canister on this subnet goes straight into that
+  canister's input queue (the IC's "loopback stream": local messages never go
+  through consensus and run in the same round while its budget lasts);
+* anything else is appended to the outgoing stream towards the subnet that the
+  routing table names; a request whose destination no subnet hosts, or whose
+  stream is full (back-pressure), is answered at once with a reject response.
+
+Responses are never refused: every request gets exactly one response.
+
+Spec: protocol digest §4.1 step 2(c) (stream builder routes output queues by the
+routing table; local messages are routed into local input queues), §4.3
+(back-pressure, every request gets exactly one response); interface spec
+§"Request status" (status, reply, reject_code, reject_message, error_code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import attrs
+
+from icp.execution.errors import ErrorCode, RejectCode
+from icp.execution.executor import (
+    CanisterRequest,
+    CanisterResponse,
+    IngressResult,
+    Output,
+    canister_text,
+)
+from icp.execution.system_api import Reject, Reply, Response
+from icp.messaging.config import SubnetExecutionConfig
+from icp.messaging.queues import MANAGEMENT_CANISTER, InputMessage
+from icp.messaging.xnet import StreamError
+from icp.principal import Principal
+from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStatus
+from icp.state.replicated_state import ReplicatedState
+
+UNLIMITED: Final = 1 << 62
+"""Stream limit used for responses: back-pressure never drops a response."""
+
+
+def destination_not_found(request: CanisterRequest) -> CanisterResponse:
+    """Return the system's reject response for a request to a canister that does not exist.
+
+    Spec: interface spec §"Reject codes" (3 DESTINATION_INVALID, IC0301 CanisterNotFound).
+    """
+    reject = Reject(
+        int(RejectCode.DESTINATION_INVALID),
+        f"Canister {canister_text(request.receiver)} not found",
+        ErrorCode.CANISTER_NOT_FOUND.text(),
+    )
+    return CanisterResponse(
+        request.sender, request.receiver, request.callback_id, reject, request.cycles
+    )
+
+
+def queue_full(request: CanisterRequest, what: str) -> CanisterResponse:
+    """Return the reject response for a request refused by back-pressure.
+
+    Spec: interface spec §"Reject codes" (2 SYS_TRANSIENT, IC0201 CanisterQueueFull).
+    """
+    reject = Reject(
+        int(RejectCode.SYS_TRANSIENT),
+        f"Canister {canister_text(request.receiver)}: {what} is full",
+        ErrorCode.CANISTER_QUEUE_FULL.text(),
+    )
+    return CanisterResponse(
+        request.sender, request.receiver, request.callback_id, reject, request.cycles
+    )
+
+
+def record_ingress_result(
+    history: IngressHistory, message_id: bytes, response: Response
+) -> IngressHistory:
+    """Return the history with the request's terminal status (replied or rejected).
+
+    A result for a request the history does not know, or that already finished,
+    is ignored (it cannot happen for inducted requests).
+    Spec: interface spec §"Request status"; digest §1.8.
+    """
+    old = history.get(message_id)
+    if old is None or old.status not in (RequestStatus.RECEIVED, RequestStatus.PROCESSING):
+        return history
+    if isinstance(response, Reply):
+        new = IngressStatus(
+            RequestStatus.REPLIED,
+            old.expiry,
+            reply=response.data,
+            sender=old.sender,
+            effective_canister_id=old.effective_canister_id,
+        )
+    else:
+        new = IngressStatus(
+            RequestStatus.REJECTED,
+            old.expiry,
+            reject_code=response.code,
+            reject_message=response.message,
+            error_code=response.error_code or None,
+            sender=old.sender,
+            effective_canister_id=old.effective_canister_id,
+        )
+    return history.set_status(message_id, new)
+
+
+def enqueue_input(
+    state: ReplicatedState, receiver: bytes, message: InputMessage
+) -> ReplicatedState:
+    """Append ``message`` to a local canister's input queue (no check that it exists)."""
+    messaging = state.messaging
+    queues = messaging.queues_of(receiver)
+    queues = attrs.evolve(queues, input=(*queues.input, message))
+    return state.with_messaging(messaging.with_queues(receiver, queues))
+
+
+def route_outputs(
+    state: ReplicatedState, outputs: Iterable[Output], config: SubnetExecutionConfig
+) -> ReplicatedState:
+    """Deliver each output to the ingress history, a local queue or an XNet stream.
+
+    Spec: protocol digest §4.1 step 2(c), §4.3.
+    """
+    for output in outputs:
+        state = route_output(state, output, config)
+    return state
+
+
+def route_output(
+    state: ReplicatedState, output: Output, config: SubnetExecutionConfig
+) -> ReplicatedState:
+    """Deliver one output; see ``route_outputs``.
+
+    Spec: protocol digest §4.1 step 2(c), §4.3.
+    """
+    if isinstance(output, IngressResult):
+        history = record_ingress_result(state.ingress_history, output.message_id, output.response)
+        return state.with_ingress_history(history)
+    if isinstance(output, CanisterRequest):
+        if output.receiver == MANAGEMENT_CANISTER:
+            messaging = state.messaging
+            return state.with_messaging(
+                attrs.evolve(messaging, management=(*messaging.management, output))
+            )
+        if state.canister(output.receiver) is not None:
+            return enqueue_input(state, output.receiver, output)
+        destination = state.topology.routing_table.route(Principal(output.receiver))
+        if destination is None or destination == state.subnet_id:
+            return enqueue_input(state, output.sender, destination_not_found(output))
+        stream = state.stream_to(destination)
+        try:
+            stream = stream.push(output, limit=config.max_stream_messages)
+        except StreamError:
+            reject = queue_full(output, f"the stream to subnet {destination}")
+            return enqueue_input(state, output.sender, reject)
+        return state.with_stream(destination, stream)
+    # a response
+    if state.canister(output.originator) is not None:
+        return enqueue_input(state, output.originator, output)
+    destination = state.topology.routing_table.route(Principal(output.originator))
+    if destination is None or destination == state.subnet_id:
+        return state  # the caller was deleted: nobody waits for this response
+    stream = state.stream_to(destination).push(output, limit=UNLIMITED)
+    return state.with_stream(destination, stream)
