@@ -366,7 +366,7 @@ class InternetComputer:
     def _execute_for(self, subnet: Subnet) -> StateMachine:
         if self._state_machine is not None:
             return self._state_machine(self, subnet)
-        return advance_time_only
+        return message_routing(self, subnet)
 
     def execution_environment(self, subnet: Subnet) -> ExecutionEnvironment:
         """Return the execution parameters of ``subnet`` (engine, size, root key)."""
@@ -497,7 +497,7 @@ class InternetComputer:
         self.run_until(self.now + nanos)
 
     def set_time(self, time: int) -> None:
-        """Jump the clock to ``time`` (pending events happen at ``time``), then settle.
+        """Jump the clock to ``time``, then run until every subnet certified a state that late.
 
         Raises ``ValueError`` if ``time`` lies before the current time: IC time is monotone.
         """
@@ -508,6 +508,10 @@ class InternetComputer:
         self._pending_tick = {k: max(v, time) for k, v in self._pending_tick.items()}
         self.now = Time(time)
         self.run_until(time)
+        self.run_while(
+            lambda: any(self.certified_time(s) < time for s in self.subnets),
+            time + 60 * NANOS_PER_SECOND,
+        )
 
     # -- HTTP-shaped requests -------------------------------------------------------------
 
@@ -826,6 +830,27 @@ class InternetComputer:
         for subnet in self.subnets:
             subnet.replicas.clear()
         self._queue.clear()
+
+
+def message_routing(ic: InternetComputer, subnet: Subnet) -> StateMachine:
+    """Return the subnet's state machine: ``icp.messaging``'s ``execute_batch``.
+
+    Falls back to ``advance_time_only`` when the messaging layer is not installed.
+    Spec: protocol digest §4.1.
+    """
+    try:
+        from icp.messaging.state_machine import SubnetExecutionConfig, SubnetType, execute_batch
+    except ImportError:  # pragma: no cover - messaging layer absent
+        return advance_time_only
+    kind = SubnetType.APPLICATION if subnet.kind is SubnetKind.APPLICATION else SubnetType.SYSTEM
+    config = SubnetExecutionConfig.for_subnet(
+        subnet.subnet_id, ic.execution_environment(subnet), kind
+    )
+
+    def execute(state: ReplicatedState, batch: Any) -> ReplicatedState:
+        return execute_batch(state, batch, config)
+
+    return execute
 
 
 def _node_der(raw: bytes) -> bytes:

@@ -39,7 +39,7 @@ state manager per node), ``rs/consensus/certification`` (certifier, aggregation)
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -516,7 +516,7 @@ def _load_cups(state_dir: Path) -> list[CatchUpPackage]:
     out = []
     for path in sorted((state_dir / CUPS_DIR).glob("*.pickle")):
         try:
-            cup = pickle.loads(path.read_bytes())  # noqa: S301 - our own node-local file
+            cup = pickle.loads(path.read_bytes())
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             continue
         if isinstance(cup, CatchUpPackage):
@@ -535,7 +535,7 @@ def _load_chain(state_dir: Path, above: Height) -> list[ConsensusArtifact]:
         if int(path.stem) <= above:
             continue
         try:
-            material = pickle.loads(path.read_bytes())  # noqa: S301 - our own node-local file
+            material = pickle.loads(path.read_bytes())
         except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             break
         out.extend(material)

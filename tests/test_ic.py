@@ -1,0 +1,200 @@
+"""InternetComputer: topology, certification, read_state, determinism, time, restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from icp import Principal
+from icp.crypto import bls
+from icp.crypto.certificate import Certificate, decode_canister_ranges
+from icp.crypto.errors import CertificateError
+from icp.crypto.hashing import cbor_decode, cbor_encode
+from icp.crypto.user_sig import Ed25519Identity, principal_of
+from icp.ic import (
+    APP_RANGE_START,
+    ICError,
+    InternetComputer,
+    SubnetConfig,
+    SubnetKind,
+    subnet_id_of,
+)
+from icp.testing import envelope, read_state_content
+
+ANON = Principal.anonymous()
+ALICE = Ed25519Identity.from_seed(b"\x01" * 32)
+
+
+@pytest.fixture(scope="module")
+def ic() -> InternetComputer:
+    ic = InternetComputer(seed=7)
+    ic.tick(2)
+    return ic
+
+
+def read_state(
+    ic: InternetComputer,
+    paths: list[list[bytes | str]],
+    ecid: Principal | None,
+    *,
+    identity: Ed25519Identity | None = None,
+    subnet_id: Principal | None = None,
+) -> Certificate:
+    sender = principal_of(identity) if identity is not None else ANON
+    body = envelope(read_state_content(sender, paths, ic.time() + 60 * 10**9), identity)
+    answer = cbor_decode(ic.read_state(body, ecid, subnet_id=subnet_id))
+    return Certificate.from_cbor(answer["certificate"])
+
+
+def test_topology_keys_ids_and_ranges(ic: InternetComputer) -> None:
+    nns, app = ic.nns, ic.applications[0]
+    assert ic.root_key == nns.public_key_der
+    assert bls.public_key_from_der(ic.root_key)  # a real 96-byte BLS key in DER
+    assert nns.subnet_id == subnet_id_of(ic.root_key)
+    assert app.subnet_id == subnet_id_of(app.public_key_der) != nns.subnet_id
+    assert ic.subnet_of(Principal.from_canister_index(5)) is nns
+    first_dfx = Principal.from_text("bkyz2-fmaaa-aaaaa-qaaaq-cai")
+    assert ic.subnet_of(first_dfx) is app
+    assert app.ranges[0].start == Principal.from_canister_index(APP_RANGE_START)
+    with pytest.raises(ICError) as err:
+        ic.subnet_of(Principal.from_canister_index(2**40))
+    assert err.value.http_status == 400
+    assert ic.status()["root_key"] == ic.root_key
+
+
+def test_every_replica_certifies_the_same_root_hash(ic: InternetComputer) -> None:
+    for subnet in ic.subnets:
+        height = subnet.certified_height()
+        assert height >= 2
+        roots = {r.state.root_hash(height) for r in subnet.replicas}
+        assert len(roots) == 1 and None not in roots
+        _, certification = subnet.serving_replica().certified()
+        assert certification.content.root_hash == roots.pop() or certification.height > height
+
+
+def test_read_state_on_app_subnet_carries_a_delegation(ic: InternetComputer) -> None:
+    app = ic.applications[0]
+    ecid = app.ranges[0].start
+    cert = read_state(ic, [["time"]], ecid)
+    assert cert.delegation is not None
+    assert cert.delegation.subnet_id == app.subnet_id.raw
+    cert.verify(ic.root_key, ecid)
+    assert cert.time() == ic.certified_time(app)
+    # the delegation does not cover NNS canisters
+    with pytest.raises(CertificateError):
+        cert.verify(ic.root_key, Principal.from_canister_index(1))
+    # a certificate under another root key does not verify
+    other = InternetComputer(seed=8)
+    with pytest.raises(CertificateError):
+        cert.verify(other.root_key, ecid)
+
+
+def test_read_state_on_nns_is_signed_by_the_root_key(ic: InternetComputer) -> None:
+    nns = ic.nns
+    cert = read_state(ic, [["subnet", nns.subnet_id.raw, "public_key"]], nns.ranges[0].start)
+    assert cert.delegation is None
+    cert.verify(ic.root_key, nns.ranges[0].start)
+    assert cert.lookup_value(["subnet", nns.subnet_id.raw, "public_key"]) == ic.root_key
+    ranges = decode_canister_ranges(
+        read_state(ic, [["subnet", nns.subnet_id.raw, "canister_ranges"]], None,
+                   subnet_id=nns.subnet_id).lookup_value(
+            ["subnet", nns.subnet_id.raw, "canister_ranges"]
+        )
+    )  # fmt: skip
+    assert ranges == [(nns.ranges[0].start.raw, nns.ranges[0].end.raw)]
+
+
+def test_node_keys_are_published_for_query_signature_checks(ic: InternetComputer) -> None:
+    app = ic.applications[0]
+    node = app.replicas[2]
+    path = ["subnet", app.subnet_id.raw, "node", node.node_id.raw, "public_key"]
+    cert = read_state(ic, [path], app.ranges[0].start)
+    der = cert.lookup_value(path)
+    assert Principal.self_authenticating(der) == node.node_id
+
+
+def test_read_state_permissions(ic: InternetComputer) -> None:
+    app = ic.applications[0]
+    ecid = app.ranges[0].start
+    other = app.ranges[0].end
+    # unknown request ids are readable (absence is provable)
+    cert = read_state(ic, [["request_status", b"\x00" * 32]], ecid, identity=ALICE)
+    cert.verify(ic.root_key, ecid)
+    with pytest.raises(ICError) as err:
+        read_state(ic, [["canister", other.raw, "module_hash"]], ecid)
+    assert err.value.http_status == 403
+    with pytest.raises(ICError) as err:
+        read_state(ic, [["no_such_root"]], ecid)
+    assert err.value.http_status == 404
+    with pytest.raises(ICError) as err:
+        read_state(ic, [["canister", ecid.raw, "certified_data"]], ecid)
+    assert err.value.http_status == 403
+
+
+def test_badly_signed_read_state_is_refused(ic: InternetComputer) -> None:
+    ecid = ic.applications[0].ranges[0].start
+    content = read_state_content(principal_of(ALICE), [["time"]], ic.time() + 10**9)
+    env = dict(cbor_decode(envelope(content, ALICE)))
+    env["sender_sig"] = bytes(64)
+    with pytest.raises(ICError) as err:
+        ic.read_state(cbor_encode(env), ecid)
+    assert err.value.http_status == 400
+    with pytest.raises(ICError):
+        ic.read_state(b"\xa1junk", ecid)
+
+
+def test_same_seed_same_states_and_certificates() -> None:
+    runs = []
+    for _ in range(2):
+        ic = InternetComputer(seed=3)
+        ic.tick(3)
+        ecid = ic.applications[0].ranges[0].start
+        body = envelope(read_state_content(ANON, [["time"]], ic.time() + 10**9))
+        runs.append((ic.state_hashes(), ic.read_state(body, ecid), ic.time()))
+    assert runs[0] == runs[1]
+    other = InternetComputer(seed=4)
+    other.tick(3)
+    assert other.state_hashes() != runs[0][0]
+
+
+def test_time_advances_by_hand_and_by_itself(ic: InternetComputer) -> None:
+    app = ic.applications[0]
+    before = ic.certified_time(app)
+    ic.advance_time(3 * 10**9)
+    ic.tick()
+    assert ic.certified_time(app) > before + 2 * 10**9
+    target = ic.time() + 3600 * 10**9
+    ic.set_time(target)
+    ic.tick()
+    assert ic.certified_time(app) >= target
+    with pytest.raises(ValueError):
+        ic.set_time(target - 1)
+
+
+def test_custom_topology_and_a_one_node_subnet() -> None:
+    ic = InternetComputer(
+        [SubnetConfig(SubnetKind.NNS, 1), SubnetConfig(SubnetKind.APPLICATION, 1)], seed=1
+    )
+    ic.tick(2)
+    assert [s.certified_height() >= 2 for s in ic.subnets] == [True, True]
+    with pytest.raises(ValueError):
+        InternetComputer([SubnetConfig(SubnetKind.APPLICATION, 1)])
+
+
+def test_restart_from_state_dir_gives_identical_hashes(tmp_path: Path) -> None:
+    ic = InternetComputer(seed=5, state_dir=tmp_path, applications=1)
+    ic.tick(26)  # past the checkpoint (and CUP) at height 20
+    app = ic.applications[0]
+    height = app.certified_height()
+    before = {h: app.replicas[0].state.root_hash(h) for h in range(21, height + 1)}
+    assert all(before.values())
+    ic.close()
+    restarted = InternetComputer(seed=5, state_dir=tmp_path, applications=1)
+    app2 = restarted.applications[0]
+    assert all(r.state.latest_height == 20 for r in app2.replicas)
+    restarted.tick(2)
+    for h, root in before.items():
+        assert {r.state.root_hash(h) for r in app2.replicas} == {root}, h
+    restarted.tick()  # and consensus continues above the replayed chain
+    assert app2.certified_height() > height
