@@ -317,6 +317,7 @@ class InternetComputer:
         restarting = self.state_dir is not None and any(self.state_dir.glob("subnet-*/node-*/cups"))
         for subnet in self.subnets:
             execute = self._execute_for(subnet)
+            builders = None if self._state_machine is not None else payload_builders(self, subnet)
             for node in range(subnet.n):
                 node_dir = self._node_dir(subnet, node)
                 if restarting and node_dir is not None:
@@ -327,6 +328,7 @@ class InternetComputer:
                         node_dir,
                         engine=self.engine,  # type: ignore[arg-type]
                         execute=execute,
+                        payload_builder=builders,
                         now=self.now,
                     )
                 else:
@@ -346,6 +348,7 @@ class InternetComputer:
                         self.crypto,
                         manager,
                         execute=execute,
+                        payload_builder=builders,
                         now=self.now,
                         state_dir=node_dir,
                     )
@@ -484,7 +487,9 @@ class InternetComputer:
         """
         targets = [s.certified_height() + heights for s in self.subnets]
         ok = self.run_while(
-            lambda: any(s.certified_height() < t for s, t in zip(self.subnets, targets)),
+            lambda: any(
+                s.certified_height() < t for s, t in zip(self.subnets, targets, strict=True)
+            ),
             self.now + 60 * NANOS_PER_SECOND,
         )
         if not ok:
@@ -809,8 +814,6 @@ class InternetComputer:
         stream = state.stream_to(destination)
         if not stream.header.begin <= from_index <= stream.header.end:
             return None
-        if from_index == stream.header.end and stream.header.signals_end == 0:
-            return None
         return replica.state.stream_slice(destination, from_index, max_messages)
 
     # -- determinism and persistence ------------------------------------------------------
@@ -832,25 +835,55 @@ class InternetComputer:
         self._queue.clear()
 
 
+def routing_config(ic: InternetComputer, subnet: Subnet) -> Any:
+    """Return the messaging layer's ``SubnetExecutionConfig`` for ``subnet``.
+
+    Spec: protocol digest §4.5 (limits per subnet type), §4.2, §4.3.
+    """
+    from icp.messaging.state_machine import SubnetExecutionConfig, SubnetType
+
+    kind = SubnetType.APPLICATION if subnet.kind is SubnetKind.APPLICATION else SubnetType.SYSTEM
+    return SubnetExecutionConfig.for_subnet(
+        subnet.subnet_id, ic.execution_environment(subnet), kind
+    )
+
+
 def message_routing(ic: InternetComputer, subnet: Subnet) -> StateMachine:
     """Return the subnet's state machine: ``icp.messaging``'s ``execute_batch``.
 
-    Falls back to ``advance_time_only`` when the messaging layer is not installed.
     Spec: protocol digest §4.1.
     """
-    try:
-        from icp.messaging.state_machine import SubnetExecutionConfig, SubnetType, execute_batch
-    except ImportError:  # pragma: no cover - messaging layer absent
-        return advance_time_only
-    kind = SubnetType.APPLICATION if subnet.kind is SubnetKind.APPLICATION else SubnetType.SYSTEM
-    config = SubnetExecutionConfig.for_subnet(
-        subnet.subnet_id, ic.execution_environment(subnet), kind
-    )
+    from icp.messaging.state_machine import execute_batch
+
+    config = routing_config(ic, subnet)
 
     def execute(state: ReplicatedState, batch: Any) -> ReplicatedState:
         return execute_batch(state, batch, config)
 
     return execute
+
+
+def payload_builders(ic: InternetComputer, subnet: Subnet) -> Callable[[Replica], Any]:
+    """Return the factory of each replica's ``IcPayloadBuilder`` (pool, state, XNet client).
+
+    The XNet client asks the source subnet's best-certified replica for a certified
+    slice of its stream to ``subnet``.
+    Spec: protocol digest §4.2, §4.3.
+    """
+    from icp.messaging.payload import IcPayloadBuilder
+
+    config = routing_config(ic, subnet)
+
+    def make(replica: Replica) -> Any:
+        def xnet(source: Principal, from_index: int) -> bytes | None:
+            return ic.xnet_slice(source, subnet.subnet_id, from_index, config.max_slice_messages)
+
+        def latest() -> ReplicatedState:
+            return replica.state.latest_state
+
+        return IcPayloadBuilder(config, replica.ingress_pool, latest, xnet)
+
+    return make
 
 
 def _node_der(raw: bytes) -> bytes:
