@@ -134,7 +134,9 @@ class _Section:
     def __init__(self) -> None:
         self.by_hash: dict[bytes, ConsensusArtifact] = {}
         self.by_type: dict[type, SortedDict] = {}
-        self.heights: SortedDict = SortedDict()  # height -> set of hashes
+        self.heights: SortedDict = SortedDict()  # height -> {hash: None}, insertion-ordered
+        # (dicts, not sets: iteration order must not depend on PYTHONHASHSEED, so that a
+        # simulated run replays bit-exactly in any process)
 
     def add(self, key: bytes, artifact: ConsensusArtifact) -> bool:
         if key in self.by_hash:
@@ -148,7 +150,10 @@ class _Section:
         if bucket is None:
             bucket = per_type[h] = {}
         bucket[key] = artifact
-        self.heights.setdefault(h, set()).add(key)
+        keys = self.heights.get(h)
+        if keys is None:
+            keys = self.heights[h] = {}
+        keys[key] = None
         return True
 
     def remove(self, key: bytes) -> ConsensusArtifact | None:
@@ -162,7 +167,7 @@ class _Section:
         if not bucket:
             del per_type[h]
         keys = self.heights[h]
-        keys.discard(key)
+        keys.pop(key, None)
         if not keys:
             del self.heights[h]
         return artifact
@@ -401,12 +406,16 @@ class PoolReader:
         return tapes[0] if tapes else None
 
     def notarized_height(self) -> Height:
-        """Return the highest height with a validated notarization (or the CUP height)."""
+        """Return the highest notarized height (a finalization implies notarization).
+
+        Honest replicas only finalization-share notarized blocks, so a valid finalization
+        proves the block was notarized even if the notarization itself never arrived.
+        """
         cached = self._cached("notarized")
         if isinstance(cached, int):
             return Height(cached)
         h = self._pool.validated.max_height(Notarization)
-        result = Height(max(self.cup_height(), -1 if h is None else h))
+        result = Height(max(self.finalized_height(), -1 if h is None else h))
         self._memo["notarized"] = result
         return result
 
@@ -421,12 +430,19 @@ class PoolReader:
         return result
 
     def notarized_blocks_at(self, height: int) -> list[Block]:
-        """Return blocks at ``height`` with a validated notarization (the CUP block counts)."""
+        """Return blocks at ``height`` with a validated notarization or finalization.
+
+        The CUP block counts as notarized.
+        """
         if height == self.cup_height():
             return [self.cup().content.block]
         out: list[Block] = []
         seen: set[bytes] = set()
-        for notarization in self.validated_at(Notarization, height):
+        proofs: list[Notarization | Finalization] = [
+            *self.validated_at(Notarization, height),
+            *self.validated_at(Finalization, height),
+        ]
+        for notarization in proofs:
             block = self.block(notarization.content.block)
             if block is not None and notarization.content.block not in seen:
                 seen.add(notarization.content.block)
@@ -437,7 +453,13 @@ class PoolReader:
         """Return whether the block with this hash is notarized."""
         if height == self.cup_height():
             return block_hash == self.cup().content.block.block_hash()
-        return any(n.content.block == block_hash for n in self.validated_at(Notarization, height))
+        return any(
+            n.content.block == block_hash
+            for n in (
+                *self.validated_at(Notarization, height),
+                *self.validated_at(Finalization, height),
+            )
+        )
 
     def finalized_tip(self) -> Block:
         """Return the finalized block at the finalized height."""
@@ -476,9 +498,11 @@ class PoolReader:
         if beacon is None:
             return None
         beacon_time = self.arrival_time(beacon.artifact_hash())
-        times = [
-            self.arrival_time(n.artifact_hash()) for n in self.validated_at(Notarization, previous)
+        proofs: list[Notarization | Finalization] = [
+            *self.validated_at(Notarization, previous),
+            *self.validated_at(Finalization, previous),
         ]
+        times = [self.arrival_time(n.artifact_hash()) for n in proofs]
         known = [t for t in times if t is not None]
         if beacon_time is None or not known:
             return None

@@ -301,6 +301,7 @@ class ConsensusReplica:
         finalized = reader.finalized_height()
         out: list[ConsensusArtifact] = [reader.latest_validated_cup()]
         out.extend(reader.validated_at(Finalization, finalized))
+        out.extend(reader.validated_at(Notarization, finalized))
         for h in range(finalized, reader.beacon_height() + 1):
             beacon = reader.beacon_at(h)
             if beacon is not None:

@@ -45,7 +45,8 @@ from ._harness import (
 )
 
 LONG = os.environ.get("ICP_LONG_PROPERTIES") == "1"
-settings.load_profile("consensus-long" if LONG else "consensus-ci")
+BASE = settings.get_profile("consensus-long" if LONG else "consensus-ci")
+"""Applied per test (never loaded globally: other property tests share the session)."""
 
 EXAMPLES = {4: 150, 7: 40, 13: 10}
 """Schedules per n in CI (the long profile runs 10,000 each)."""
@@ -93,7 +94,7 @@ def check_run(n: int, faulty: list[str], seed: int, steps: list[Step]) -> None:
 
 def sweep(n: int, examples: int) -> None:
 
-    @settings(max_examples=examples)
+    @settings(BASE, max_examples=examples)
     @given(faulty=faulty_sets(n), seed=st.integers(0, 2**32 - 1), steps=schedules(n))
     def prop(faulty: list[str], seed: int, steps: list[Step]) -> None:
         check_run(n, faulty, seed, steps)
@@ -197,5 +198,5 @@ class ConsensusMachine(RuleBasedStateMachine):
 
 TestConsensusMachine = ConsensusMachine.TestCase
 TestConsensusMachine.settings = settings(
-    max_examples=10_000 if LONG else 15, stateful_step_count=8, deadline=None
+    BASE, max_examples=10_000 if LONG else 15, stateful_step_count=8
 )

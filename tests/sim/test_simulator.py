@@ -70,3 +70,25 @@ def test_invalid_signatures_are_rejected_by_everyone() -> None:
     sim = run(8, "invalid-signatures")
     assert all(sim.replicas[i].pool.invalid_count > 0 for i in (1, 2, 3))
     assert min(sim.replicas[i].finalized_height() for i in (1, 2, 3)) >= 5
+
+
+def test_trace_digest_is_identical_across_processes() -> None:
+    """Replay does not depend on the interpreter's hash seed (no set-order effects)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import tests.sim.test_simulator as t\n"
+        "print(t.run(42, 'equivocating-maker').trace.digest())"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": root}
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        digests.add(result.stdout.strip())
+    assert digests == {run(42, "equivocating-maker").trace.digest()}
