@@ -453,13 +453,11 @@ class PoolReader:
         """Return whether the block with this hash is notarized."""
         if height == self.cup_height():
             return block_hash == self.cup().content.block.block_hash()
-        return any(
-            n.content.block == block_hash
-            for n in (
-                *self.validated_at(Notarization, height),
-                *self.validated_at(Finalization, height),
-            )
-        )
+        proofs: list[Notarization | Finalization] = [
+            *self.validated_at(Notarization, height),
+            *self.validated_at(Finalization, height),
+        ]
+        return any(n.content.block == block_hash for n in proofs)
 
     def finalized_tip(self) -> Block:
         """Return the finalized block at the finalized height."""
