@@ -52,7 +52,12 @@ from icp.crypto.user_sig import SignedDelegation, authenticate_request
 from icp.execution.canister import CanisterState
 from icp.execution.engine import WasmEngine
 from icp.execution.errors import CanisterError, ErrorCode, RejectCode
-from icp.execution.executor import ExecutionEnvironment, execute_query, reject_of
+from icp.execution.executor import (
+    ExecutionEnvironment,
+    execute_query,
+    inspect_message,
+    reject_of,
+)
 from icp.execution.system_api import Reject, Reply
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.messaging.ingress import (
@@ -68,7 +73,7 @@ from icp.messaging.ingress import (
 )
 from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange, RoutingTable
 from icp.principal import Principal
-from icp.replica import Replica, ReplicaArtifact, StateMachine, advance_time_only
+from icp.replica import Replica, ReplicaArtifact, StateMachine
 from icp.sim.network import LinkModel, Network
 from icp.state.certification import (
     ReadStateError,
@@ -271,6 +276,10 @@ class InternetComputer:
         self._state_machine = state_machine
         self.subnets: list[Subnet] = []
         self._build()
+        self.run_while(
+            lambda: any(s.serving_replica().state.certified_height is None for s in self.subnets),
+            self.now + 60 * NANOS_PER_SECOND,
+        )
 
     # -- construction ---------------------------------------------------------------------
 
@@ -562,17 +571,56 @@ class InternetComputer:
             raise ICError(
                 str(exc), http_status=exc.http_status, error_code=exc.error_code
             ) from None
+        self._ingress_filter(subnet, message)
         entry = subnet.replicas[0]
         if entry.submit(message):
             self._broadcast(subnet, 0, message)
         self._schedule_tick(subnet.index, 0, self.now)
         return message.message_id
 
+    def _ingress_filter(self, subnet: Subnet, message: SignedIngress) -> None:
+        """Refuse calls to missing canisters or ones whose inspect_message rejects them.
+
+        Spec: interface spec §"Message inspection" (the replica runs
+        ``canister_inspect_message`` before accepting an ingress message); §1.7.
+        """
+        if message.canister_id.is_management_canister:
+            return
+        replica = subnet.serving_replica()
+        if replica.state.certified_height is None:
+            return
+        state, _ = replica.certified()
+        canister = state.canister(message.canister_id)
+        error = (
+            CanisterError.of(
+                ErrorCode.CANISTER_NOT_FOUND, f"Canister {message.canister_id} not found"
+            )
+            if canister is None
+            else inspect_message(
+                canister,
+                message.sender.raw,
+                message.method_name,
+                message.arg,
+                state.time,
+                self.execution_environment(subnet),
+            )
+        )
+        if error is not None:
+            code = error.error_code
+            raise ICError(
+                error.message,
+                http_status=400,
+                reject_code=int(error.reject_code),
+                error_code=code.text() if code is not None else "",
+            )
+
     def request_status(
         self, request_id: bytes, effective_canister_id: Principal
     ) -> IngressStatus | None:
         """Return the certified status of a request on the subnet of the canister."""
         replica = self.subnet_of(effective_canister_id).serving_replica()
+        if replica.state.certified_height is None:
+            return None
         state, _ = replica.certified()
         return state.ingress_history.get(request_id)
 
