@@ -135,7 +135,7 @@ class ConsensusReplica:
         self.peer_heights: dict[NodeIndex, Height] = {}
         self._last_help = Time(-(10**18))
         self._resend_height = cup.height
-        self.validator = Validator(ctx)
+        self.validator = Validator(ctx, self.state_hash_of)
         self.components: list[Component] = [
             Finalizer(ctx),
             CatchUpPackageMaker(ctx, self.state_hash_of),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
+from collections.abc import Callable
 
 import attrs
 
@@ -104,8 +105,11 @@ class Validator:
     Spec: see module docstring.
     """
 
-    def __init__(self, ctx: ReplicaContext) -> None:
+    def __init__(
+        self, ctx: ReplicaContext, state_hash_of: Callable[[Height], bytes | None] | None = None
+    ) -> None:
         self.ctx = ctx
+        self.state_hash_of = state_hash_of
 
     # -- driver -------------------------------------------------------------------------
 
@@ -482,6 +486,9 @@ class Validator:
             return _DEFER
         if share.content.block != block or share.content.random_beacon != beacon:
             return _invalid("CUP share names another block or beacon")
+        own_state = None if self.state_hash_of is None else self.state_hash_of(height)
+        if own_state is not None and share.content.state_hash != own_state:
+            return _invalid("CUP share names another state hash (divergence)")
         return self._threshold_share_key(height, DkgTag.HIGH, share.signer)
 
     def check_cup(self, pool: PoolReader, cup: CatchUpPackage) -> Check:
