@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,6 +87,9 @@ class WasmtimeEngine:
 
     def compile(self, wasm: bytes) -> WasmtimeModule:
         """Validate, instrument and compile; raise ``InvalidWasm`` on any defect."""
+        cached = self._cache.get(hashlib.sha256(wasm).digest())
+        if cached is not None:  # the same bytes were validated and instrumented before
+            return cached
         module_hash, inst = prepare_module(
             wasm, track_dirty_pages=True, max_wasm32=self.max_wasm32, max_wasm64=self.max_wasm64
         )

@@ -157,6 +157,7 @@ class Driver:
         self.slice_size = slice_size
         self.pending: dict[Principal, list[bytes]] = {s.id: [] for s in subnets}
         self.nonce = 0
+        self.sent: list[bytes] = []  # every envelope put into a batch, in order
 
     def subnet_of(self, sid: Principal) -> Subnet:
         return next(s for s in self.subnets if s.id == sid)
@@ -194,6 +195,7 @@ class Driver:
             batch = make_batch(
                 sub.state.height + 1, self.time, tuple(self.pending[sub.id]), self.xnet_for(sub)
             )
+            self.sent.extend(self.pending[sub.id])
             self.pending[sub.id] = []
             sub.state = execute_batch(sub.state, batch, sub.config)
         for sub in self.subnets:
@@ -234,3 +236,61 @@ def wat_counter() -> bytes:
 
     path = Path(__file__).resolve().parent.parent / "canisters" / "wat" / "counter.wat"
     return bytes(wasmtime.wat2wasm(path.read_text()))
+
+
+def signed_envelope(
+    identity_seed: bytes,
+    canister: Principal,
+    method: str,
+    arg: bytes,
+    *,
+    expiry: int,
+    nonce: bytes = b"",
+    forge: bool = False,
+) -> bytes:
+    """Return an envelope signed with a real Ed25519 key (``forge``: flip a signature bit)."""
+    from icp.crypto.hashing import request_id
+    from icp.crypto.user_sig import Ed25519Identity, principal_of, sign_request
+
+    identity = Ed25519Identity.from_seed(hashlib.sha256(identity_seed).digest())
+    content: dict[str, object] = {
+        "request_type": "call",
+        "sender": principal_of(identity).raw,
+        "canister_id": canister.raw,
+        "method_name": method,
+        "arg": arg,
+        "ingress_expiry": expiry,
+    }
+    if nonce:
+        content["nonce"] = nonce
+    signature = bytearray(sign_request(identity, request_id(content)))
+    if forge:
+        signature[0] ^= 1
+    return cbor_encode(
+        {
+            "content": content,
+            "sender_pubkey": identity.public_key_der(),
+            "sender_sig": bytes(signature),
+        }
+    )
+
+
+def query(sub: Subnet, canister: Principal, method: str, arg: bytes = b"") -> bytes:
+    """Run a non-replicated query on the subnet's current state; return the reply bytes."""
+    from icp.execution.executor import execute_query
+    from icp.execution.system_api import Reply
+
+    state = sub.state.canister(canister)
+    assert state is not None
+    response = execute_query(state, ANON.raw, method, arg, sub.state.time, sub.config.env)
+    assert isinstance(response, Reply), response
+    return response.data
+
+
+def management_call(d: Driver, sid: Principal, method: str, arg: bytes) -> IngressStatus:
+    """Call ``aaaaa-aa`` by ingress and return the final status after one batch."""
+    mid = d.submit(sid, Principal.management_canister(), method, arg)
+    d.step()
+    status = d.status(sid, mid)
+    assert status is not None
+    return status

@@ -19,6 +19,7 @@ from icp.build import compile_motoko
 from icp.candid import Nat, Text, decode, encode
 from icp.consensus.artifacts import BatchPayload, XNetSlice
 from icp.consensus.context import InvalidArtifact
+from icp.execution.system_api import Reply
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.messaging.ingress import IngressPool, parse_call_envelope
 from icp.messaging.payload import IcPayloadBuilder
@@ -216,6 +217,7 @@ def test_ingress_never_executes_twice(distinct: int, picks: list[list[int]]) -> 
     canister = sub.state.canister(cid)
     assert canister is not None
     value = execute_query(canister, b"\x04", "get", b"", sub.state.time, sub.config.env)
+    assert isinstance(value, Reply)
     assert int.from_bytes(value.data, "little") == 100 + len(included)
 
 

@@ -1,0 +1,188 @@
+"""execute_batch: the per-height transition, and two subnets calling each other over XNet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import pytest
+
+from icp.candid import Nat, Text, decode, encode
+from icp.consensus.artifacts import XNetSlice
+from icp.execution.wasmtime_engine import WasmtimeEngine
+from icp.messaging.state_machine import execute_batch, update_ingress_history
+from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStatus
+from icp.state.replicated_state import StateError
+from icp.state.tree import StateTreeBuilder
+from icp.types import NANOS_PER_SECOND, Time
+from tests.messaging.helpers import Driver, envelope, make_batch, make_net
+
+
+def test_batch_sets_height_and_time(engine: WasmtimeEngine) -> None:
+    (sub,) = make_net(1, engine)
+    state = execute_batch(sub.state, make_batch(1, sub.state.time + 5), sub.config)
+    assert (state.height, state.time) == (1, sub.state.time + 5)
+    with pytest.raises(StateError):
+        execute_batch(state, make_batch(1, state.time + 5), sub.config)
+
+
+def test_batch_for_another_subnet_is_refused(engine: WasmtimeEngine) -> None:
+    a, b = make_net(2, engine)
+    with pytest.raises(StateError):
+        execute_batch(a.state, make_batch(1, a.state.time), b.config)
+
+
+def test_ingress_to_counter_is_replied_in_the_same_batch(
+    engine: WasmtimeEngine, counter_wat: bytes
+) -> None:
+    (sub,) = make_net(1, engine)
+    d = Driver([sub])
+    canister = d.create_canister(sub.id)
+    d.install(sub.id, canister, counter_wat)
+    mids = [d.submit(sub.id, canister, "inc", b"") for _ in range(3)]
+    d.step()
+    replies = [d.status(sub.id, m) for m in mids]
+    assert [int.from_bytes(r.reply or b"", "little") for r in replies if r] == [101, 102, 103]
+    assert all(r is not None and r.effective_canister_id == canister.raw for r in replies)
+
+
+def test_trap_rejects_and_keeps_only_the_charge(engine: WasmtimeEngine, counter_wat: bytes) -> None:
+    (sub,) = make_net(1, engine)
+    d = Driver([sub])
+    canister = d.create_canister(sub.id)
+    d.install(sub.id, canister, counter_wat)
+    before = sub.state.canister(canister)
+    assert before is not None
+    mid = d.submit(sub.id, canister, "inc_then_trap", b"")
+    d.step()
+    status = d.status(sub.id, mid)
+    assert status is not None and status.status is RequestStatus.REJECTED
+    assert status.reject_code == 5 and status.error_code == "IC0503"
+    after = sub.state.canister(canister)
+    assert after is not None and after.cycles < before.cycles
+    probe = d.submit(sub.id, canister, "inc", b"")
+    d.step()
+    reply = d.status(sub.id, probe)
+    assert reply is not None and reply.reply == (101).to_bytes(8, "little")
+
+
+def test_ingress_history_done_then_pruned() -> None:
+    now = Time(10_000)
+    history = IngressHistory()
+    replied = IngressStatus(RequestStatus.REPLIED, Time(9_000), reply=b"x", sender=b"\x04")
+    history = history.set_status(b"a" * 32, replied)
+    history = history.set_status(b"b" * 32, attrs.evolve(replied, expiry=Time(5_000)))
+    history = history.set_status(b"c" * 32, attrs.evolve(replied, expiry=Time(20_000)))
+    out = update_ingress_history(history, now, permitted_drift=2_000)
+    a = out.get(b"a" * 32)
+    assert a is not None and a.status is RequestStatus.DONE and a.reply is None
+    assert a.sender == b"\x04"
+    assert out.get(b"b" * 32) is None  # could never be inducted again: pruned
+    c = out.get(b"c" * 32)
+    assert c is not None and c.status is RequestStatus.REPLIED
+
+
+def test_duplicate_ingress_executes_once_across_batches(
+    engine: WasmtimeEngine, counter_wat: bytes
+) -> None:
+    (sub,) = make_net(1, engine)
+    d = Driver([sub])
+    canister = d.create_canister(sub.id)
+    d.install(sub.id, canister, counter_wat)
+    data = envelope(canister, "inc", b"", expiry=d.time + 60 * NANOS_PER_SECOND, nonce=b"n")
+    for _ in range(3):
+        d.pending[sub.id] = [data, data]
+        d.step()
+    get = envelope(canister, "inc", b"", expiry=d.time + 60 * NANOS_PER_SECOND, nonce=b"m")
+    d.pending[sub.id] = [get]
+    d.step()
+    from icp.messaging.ingress import parse_call_envelope
+
+    status = d.status(sub.id, parse_call_envelope(get).message_id)
+    assert status is not None and status.reply == (102).to_bytes(8, "little")
+
+
+def test_two_subnets_call_each_other_over_xnet(
+    engine: WasmtimeEngine, motoko: Callable[[str], bytes]
+) -> None:
+    a, b = make_net(2, engine)
+    d = Driver([a, b])
+    caller = d.create_canister(a.id)
+    callee = d.create_canister(b.id)
+    d.install(a.id, caller, motoko("caller"))
+    d.install(b.id, callee, motoko("counter"))
+    assert a.state.hosts(caller) and b.state.hosts(callee)
+    mid = d.submit(a.id, caller, "call_inc", encode([Text], [callee.to_text()]))
+    d.step()
+    status = d.status(a.id, mid)
+    assert status is not None and status.status is RequestStatus.PROCESSING
+    assert a.state.stream_to(b.id).header.end == 1  # the request left through the stream
+    for _ in range(3):
+        d.step()
+    status = d.status(a.id, mid)
+    assert status is not None and status.reply is not None
+    assert decode(status.reply, [Nat]) == [1]
+    # signals garbage-collected both streams
+    assert a.state.stream_to(b.id).header.begin == 1
+    assert b.state.stream_to(a.id).header.begin == 1
+    # a trap in the callee comes back as a reject through the caller's reject callback
+    mid = d.submit(a.id, caller, "call_failing", encode([Text], [callee.to_text()]))
+    for _ in range(4):
+        d.step()
+    status = d.status(a.id, mid)
+    assert status is not None and status.reply is not None
+    assert decode(status.reply, [Text]) == ["rejected"]
+
+
+def test_call_to_nonexistent_remote_canister_is_rejected(
+    engine: WasmtimeEngine, motoko: Callable[[str], bytes]
+) -> None:
+    a, b = make_net(2, engine)
+    d = Driver([a, b])
+    caller = d.create_canister(a.id)
+    d.install(a.id, caller, motoko("caller"))
+    missing = b.state.topology.canister_ranges(b.id)[0].start  # in b's range, never created
+    mid = d.submit(a.id, caller, "call_failing", encode([Text], [missing.to_text()]))
+    for _ in range(4):
+        d.step()
+    status = d.status(a.id, mid)
+    assert status is not None and status.reply is not None
+    assert decode(status.reply, [Text]) == ["rejected"]
+    assert b.state.stream_to(a.id).header.end == 1  # b answered with a reject response
+
+
+def test_forged_slice_is_skipped_at_induction(
+    engine: WasmtimeEngine, motoko: Callable[[str], bytes]
+) -> None:
+    a, b = make_net(2, engine)
+    d = Driver([a, b])
+    caller = d.create_canister(a.id)
+    callee = d.create_canister(b.id)
+    d.install(a.id, caller, motoko("caller"))
+    d.install(b.id, callee, motoko("counter"))
+    d.submit(a.id, caller, "call_inc", encode([Text], [callee.to_text()]))
+    d.step()
+    good = a.slice_for(b.id, 0, 10)
+    assert good is not None
+    forged = bytearray(good)
+    forged[-5] ^= 1  # corrupt the signature
+    batch = make_batch(b.state.height + 1, d.time + 1, (), (XNetSlice(a.id.raw, bytes(forged)),))
+    after = execute_batch(b.state, batch, b.config)
+    assert after.stream_to(a.id).header.signals_end == 0  # nothing inducted
+    batch = make_batch(b.state.height + 1, d.time + 1, (), (XNetSlice(a.id.raw, good),))
+    after = execute_batch(b.state, batch, b.config)
+    assert after.stream_to(a.id).header.signals_end == 1
+
+
+def test_same_batches_same_state_hash(engine: WasmtimeEngine, counter_wat: bytes) -> None:
+    roots = []
+    for _ in range(2):
+        (sub,) = make_net(1, engine)
+        d = Driver([sub])
+        canister = d.create_canister(sub.id)
+        d.install(sub.id, canister, counter_wat)
+        for i in range(3):
+            d.submit(sub.id, canister, "inc" if i % 2 else "inc_then_trap", b"")
+            d.step()
+        roots.append(StateTreeBuilder().build(sub.state).digest())
+    assert roots[0] == roots[1]
