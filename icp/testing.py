@@ -439,8 +439,17 @@ class PocketIC:
     reinstall_canister = reinstall_code
 
     def upgrade_canister(self, canister_id: Any, wasm_module: bytes, arg: Any) -> None:
-        """Upgrade (pre_upgrade, keep stable memory, post_upgrade)."""
-        self._install(canister_id, wasm_module, arg, {"upgrade": None})
+        """Upgrade (pre_upgrade, keep stable memory, post_upgrade).
+
+        Like dfx, a module declaring enhanced orthogonal persistence (Motoko's
+        ``icp:private enhanced-orthogonal-persistence`` section) is upgraded with
+        ``wasm_memory_persistence = keep``.
+        """
+        keep = b"enhanced-orthogonal-persistence" in gunzip(bytes(wasm_module))
+        options = (
+            {"skip_pre_upgrade": None, "wasm_memory_persistence": {"keep": None}} if keep else None
+        )
+        self._install(canister_id, wasm_module, arg, {"upgrade": options})
 
     def _management(self, method: str, canister_id: Any) -> bytes:
         cid = _principal(canister_id)
