@@ -335,7 +335,7 @@ class InternetComputer:
                         node,
                         self.crypto,
                         node_dir,
-                        engine=self.engine,  # type: ignore[arg-type]
+                        engine=self.engine,
                         execute=execute,
                         payload_builder=builders,
                         now=self.now,
@@ -716,9 +716,10 @@ class InternetComputer:
         except (EncodingError, KeyError, TypeError, ValueError) as exc:
             raise ICError(f"malformed {request_type} request: {exc}") from None
         try:
-            delegations = tuple(
-                SignedDelegation.from_cbor_value(d) for d in envelope.get("sender_delegation") or ()
-            )
+            raw_delegations = envelope.get("sender_delegation") or ()
+            if not isinstance(raw_delegations, list | tuple):
+                raise ICError("sender_delegation must be an array")
+            delegations = tuple(SignedDelegation.from_cbor_value(d) for d in raw_delegations)
             authenticate_request(
                 sender,
                 rid,
@@ -868,12 +869,12 @@ class InternetComputer:
 
     def state_hashes(self) -> dict[str, bytes]:
         """Return each subnet's certified root hash at its lowest common certified height."""
-        out = {}
+        out: dict[str, bytes] = {}
         for subnet in self.subnets:
             height = subnet.certified_height()
-            hashes = {r.state.root_hash(height) for r in subnet.replicas}
-            hashes.discard(None)
-            out[subnet.subnet_id.to_text()] = next(iter(hashes)) if len(hashes) == 1 else b""
+            hashes = {r.state.root_hash(height) for r in subnet.replicas} - {None}
+            only = next(iter(hashes)) if len(hashes) == 1 else None
+            out[subnet.subnet_id.to_text()] = only or b""
         return out
 
     def close(self) -> None:

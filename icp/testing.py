@@ -205,7 +205,7 @@ class PocketIC:
             [spec for _, spec in named], seed=seed, state_dir=state_dir, **kwargs
         )
         self.topology: dict[Principal, str] = {
-            subnet.subnet_id: name for (name, _), subnet in zip(named, self.ic.subnets)
+            subnet.subnet_id: name for (name, _), subnet in zip(named, self.ic.subnets, strict=True)
         }
         self._default_subnet = next(
             (s for s in self.ic.subnets if self.topology[s.subnet_id] == "Application"),
@@ -494,7 +494,7 @@ class PocketIC:
         """Create, fund and install a canister; return an ``ic.Canister`` (needs ic-py)."""
         cid = self.create_canister(subnet=subnet)
         try:
-            import ic  # type: ignore[import-not-found]
+            ic = _icpy()
         except ImportError:
             ic = None
         if ic is not None:
@@ -514,7 +514,7 @@ class PocketIC:
         self, canister_id: Any, name: str, arguments: bytes, return_types: Any, _ecid: Any = None
     ) -> Any:
         """``ic.Agent.query_raw`` (used by ``ic.Canister``)."""
-        import ic  # type: ignore[import-not-found]
+        ic = _icpy()
 
         return ic.decode(self.query_call(canister_id, name, arguments), return_types)
 
@@ -522,9 +522,16 @@ class PocketIC:
         self, canister_id: Any, name: str, arguments: bytes, return_types: Any, _ecid: Any = None
     ) -> Any:
         """``ic.Agent.update_raw`` (used by ``ic.Canister``)."""
-        import ic  # type: ignore[import-not-found]
+        ic = _icpy()
 
         return ic.decode(self.update_call(canister_id, name, arguments), return_types)
+
+
+def _icpy() -> Any:
+    """Return the ``ic`` module of ic-py (raises ImportError when it is not installed)."""
+    import importlib
+
+    return importlib.import_module("ic")
 
 
 def _b64(value: Any) -> bytes:
@@ -536,7 +543,7 @@ def _b64(value: Any) -> bytes:
 
 
 def _encode_icpy_args(arg: list[Any]) -> bytes:
-    import ic  # type: ignore[import-not-found]
+    ic = _icpy()
 
     return bytes(ic.encode(arg))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,8 @@ from icp import Principal
 from icp.crypto import bls
 from icp.crypto.certificate import Certificate, decode_canister_ranges
 from icp.crypto.errors import CertificateError
-from icp.crypto.hashing import cbor_decode, cbor_encode
+from icp.crypto.hashing import cbor_decode as _cbor_decode
+from icp.crypto.hashing import cbor_encode
 from icp.crypto.user_sig import Ed25519Identity, principal_of
 from icp.ic import (
     APP_RANGE_START,
@@ -21,9 +23,15 @@ from icp.ic import (
     subnet_id_of,
 )
 from icp.testing import envelope, read_state_content
+from icp.types import Height
 
 ANON = Principal.anonymous()
 ALICE = Ed25519Identity.from_seed(b"\x01" * 32)
+
+
+def cbor_decode(data: bytes) -> Any:
+    """Decode CBOR (typed loosely for tests)."""
+    return _cbor_decode(data)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +75,7 @@ def test_every_replica_certifies_the_same_root_hash(ic: InternetComputer) -> Non
     for subnet in ic.subnets:
         height = subnet.certified_height()
         assert height >= 2
-        roots = {r.state.root_hash(height) for r in subnet.replicas}
+        roots = {r.state.root_hash(Height(height)) for r in subnet.replicas}
         assert len(roots) == 1 and None not in roots
         _, certification = subnet.serving_replica().certified()
         assert certification.content.root_hash == roots.pop() or certification.height > height
@@ -96,19 +104,16 @@ def test_read_state_on_nns_is_signed_by_the_root_key(ic: InternetComputer) -> No
     assert cert.delegation is None
     cert.verify(ic.root_key, nns.ranges[0].start)
     assert cert.lookup_value(["subnet", nns.subnet_id.raw, "public_key"]) == ic.root_key
-    ranges = decode_canister_ranges(
-        read_state(ic, [["subnet", nns.subnet_id.raw, "canister_ranges"]], None,
-                   subnet_id=nns.subnet_id).lookup_value(
-            ["subnet", nns.subnet_id.raw, "canister_ranges"]
-        )
-    )  # fmt: skip
+    path: list[bytes | str] = ["subnet", nns.subnet_id.raw, "canister_ranges"]
+    subnet_cert = read_state(ic, [path], None, subnet_id=nns.subnet_id)
+    ranges = decode_canister_ranges(subnet_cert.lookup_value(path))
     assert ranges == [(nns.ranges[0].start.raw, nns.ranges[0].end.raw)]
 
 
 def test_node_keys_are_published_for_query_signature_checks(ic: InternetComputer) -> None:
     app = ic.applications[0]
     node = app.replicas[2]
-    path = ["subnet", app.subnet_id.raw, "node", node.node_id.raw, "public_key"]
+    path: list[bytes | str] = ["subnet", app.subnet_id.raw, "node", node.node_id.raw, "public_key"]
     cert = read_state(ic, [path], app.ranges[0].start)
     der = cert.lookup_value(path)
     assert Principal.self_authenticating(der) == node.node_id
@@ -187,7 +192,7 @@ def test_restart_from_state_dir_gives_identical_hashes(tmp_path: Path) -> None:
     ic.tick(26)  # past the checkpoint (and CUP) at height 20
     app = ic.applications[0]
     height = app.certified_height()
-    before = {h: app.replicas[0].state.root_hash(h) for h in range(21, height + 1)}
+    before = {h: app.replicas[0].state.root_hash(Height(h)) for h in range(21, height + 1)}
     assert all(before.values())
     ic.close()
     restarted = InternetComputer(seed=5, state_dir=tmp_path, applications=1)
@@ -195,6 +200,6 @@ def test_restart_from_state_dir_gives_identical_hashes(tmp_path: Path) -> None:
     assert all(r.state.latest_height == 20 for r in app2.replicas)
     restarted.tick(2)
     for h, root in before.items():
-        assert {r.state.root_hash(h) for r in app2.replicas} == {root}, h
+        assert {r.state.root_hash(Height(h)) for r in app2.replicas} == {root}, h
     restarted.tick()  # and consensus continues above the replayed chain
     assert app2.certified_height() > height

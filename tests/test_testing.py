@@ -29,8 +29,8 @@ def test_pocket_ic_counter_workflow(counter_wasm: bytes) -> None:
     pic = PocketIC()
     canister_id = pic.create_canister()
     assert pic.check_canister_exists(canister_id)
-    assert pic.get_subnet(canister_id) in pic.topology
-    assert pic.topology[pic.get_subnet(canister_id)] == "Application"
+    subnet = pic.get_subnet(canister_id)
+    assert subnet is not None and pic.topology[subnet] == "Application"
     before = pic.get_cycles_balance(canister_id)
     assert pic.add_cycles(canister_id, 1_000_000) == before + 1_000_000
     pic.install_code(canister_id, counter_wasm, NO_ARGS)

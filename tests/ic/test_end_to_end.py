@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -14,13 +15,20 @@ from icp import Principal
 from icp.candid import decode, encode
 from icp.candid.types import Nat, Text
 from icp.crypto.certificate import Certificate
-from icp.crypto.hashing import cbor_decode, cbor_encode, hash_of_map, request_id
+from icp.crypto.hashing import cbor_decode as _cbor_decode
+from icp.crypto.hashing import cbor_encode, hash_of_map, request_id
 from icp.crypto.user_sig import principal_of
 from icp.ic import DEFAULT_CONSENSUS, ICError, InternetComputer, SubnetConfig, SubnetKind
 from icp.testing import call_content, envelope, read_state_content
+from icp.types import Height
 from tests.ic.helpers import ALICE, BOB, call, create_canister, identical_states, install
 
 NO_ARGS = encode([], [])
+
+
+def cbor_decode(data: bytes) -> Any:
+    """Decode CBOR (typed loosely for tests)."""
+    return _cbor_decode(data)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +65,7 @@ def test_update_calls_return_certified_replies(
     cert = Certificate.from_cbor(second.certificate)
     cert.verify(ic.root_key, cid)  # through the NNS delegation of the app subnet
     assert cert.delegation is not None
-    path = ["request_status", second.request_id]
+    path: list[bytes | str] = ["request_status", second.request_id]
     assert cert.lookup_value([*path, "status"]) == b"replied"
     assert cert.lookup_value([*path, "reply"]) == second.reply
     assert identical_states(ic)
@@ -76,7 +84,13 @@ def test_query_runs_on_one_replica_and_is_signed(
     assert decode(answer["reply"]["arg"], [Nat]) == [count]
     (signature,) = answer["signatures"]
     app = ic.applications[0]
-    node_path = ["subnet", app.subnet_id.raw, "node", signature["identity"], "public_key"]
+    node_path: list[bytes | str] = [
+        "subnet",
+        app.subnet_id.raw,
+        "node",
+        signature["identity"],
+        "public_key",
+    ]
     der = read_state(ic, [node_path], cid).lookup_value(node_path)
     signed = {
         "status": "replied",
@@ -194,16 +208,16 @@ def test_restart_keeps_replied_updates(motoko: Callable[[str], bytes], tmp_path:
     while app.certified_height() <= 7:  # cross a checkpoint
         results.append(call(ic, cid, "inc", NO_ARGS))
     height = app.certified_height()
-    before = {h: app.replicas[0].state.root_hash(h) for h in range(height - 2, height + 1)}
+    before = {h: app.replicas[0].state.root_hash(Height(h)) for h in range(height - 2, height + 1)}
     ic.close()
     again = InternetComputer(seed=13, state_dir=tmp_path, consensus=consensus)
     app2 = again.applications[0]
     assert list((tmp_path / "subnet-1" / "node-0" / "checkpoints").iterdir())
     # restarted from the newest checkpoint + CUP, the replayed chain re-executes to the
     # same states (heights below that CUP are not re-executed)
-    assert {r.state.root_hash(height) for r in app2.replicas} == {before[height]}
+    assert {r.state.root_hash(Height(height)) for r in app2.replicas} == {before[height]}
     for h, root in before.items():
-        held = {r.state.root_hash(h) for r in app2.replicas} - {None}
+        held = {r.state.root_hash(Height(h)) for r in app2.replicas} - {None}
         assert held in (set(), {root}), h
     for result in results:  # every replied update is still replied, with the same reply
         status = again.request_status(result.request_id, cid)
