@@ -39,7 +39,7 @@ import attrs
 
 from icp.candid import CandidError, PrincipalType, Record, decode
 from icp.consensus.artifacts import XNetSlice
-from icp.execution.canister import CanisterStatus
+from icp.execution.canister import CanisterState, CanisterStatus
 from icp.execution.cycles import ingress_induction_cost
 from icp.execution.errors import ErrorCode, RejectCode
 from icp.execution.executor import (
@@ -125,6 +125,9 @@ def induct_ingress(
     """
     env = config.env
     history = state.ingress_history
+    payers: dict[bytes, CanisterState] = {}  # canisters charged so far (written back once)
+    queued_for: dict[bytes, list[IngressMessage]] = {}  # new ingress per receiver
+    management: list[IngressMessage] = []
     for message in messages:
         mid = message.message_id
         if history.get(mid) is not None:
@@ -137,7 +140,7 @@ def induct_ingress(
         free = receiver == MANAGEMENT_CANISTER and (
             message.method_name in FREE_MANAGEMENT_METHODS or payer_id == MANAGEMENT_CANISTER
         )
-        payer = None if free else state.canister(payer_id)
+        payer = None if free else payers.get(payer_id) or state.canister(payer_id)
         status: IngressStatus | None = None
         if not free and payer is None:
             status = _reject_status(
@@ -177,7 +180,7 @@ def induct_ingress(
             history = history.set_status(mid, status)
             continue
         if payer is not None and fee:
-            state = state.with_canister(attrs.evolve(payer, cycles=payer.cycles - fee))
+            payers[payer_id] = attrs.evolve(payer, cycles=payer.cycles - fee)
         queued = IngressMessage(
             mid,
             message.sender.raw,
@@ -187,14 +190,10 @@ def induct_ingress(
             message.size,
             induction_fee_paid=True,
         )
-        messaging = state.messaging
         if receiver == MANAGEMENT_CANISTER:
-            messaging = attrs.evolve(messaging, management=(*messaging.management, queued))
+            management.append(queued)
         else:
-            queues = messaging.queues_of(receiver)
-            queues = attrs.evolve(queues, ingress=(*queues.ingress, queued))
-            messaging = messaging.with_queues(receiver, queues)
-        state = state.with_messaging(messaging)
+            queued_for.setdefault(receiver, []).append(queued)
         history = history.set_status(
             mid,
             IngressStatus(
@@ -204,6 +203,15 @@ def induct_ingress(
                 effective_canister_id=effective,
             ),
         )
+    messaging = state.messaging
+    if management:
+        messaging = attrs.evolve(messaging, management=(*messaging.management, *management))
+    for receiver, new in queued_for.items():
+        queues = messaging.queues_of(receiver)
+        messaging = messaging.with_queues(
+            receiver, attrs.evolve(queues, ingress=(*queues.ingress, *new))
+        )
+    state = state.with_canisters(payers.values()).with_messaging(messaging)
     return state.with_ingress_history(history)
 
 

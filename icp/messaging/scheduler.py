@@ -315,36 +315,73 @@ def _executor(message: Message, time: int, config: SubnetExecutionConfig) -> Exe
 
 
 def _run_canister(rnd: _Round, cid: bytes) -> None:
-    """Execute one canister's queued messages for one inner iteration."""
+    """Execute one canister's queued messages for one inner iteration.
+
+    The canister's queues are taken out of the state for the slice (messages that
+    arrive meanwhile, e.g. responses to its own local calls, queue up behind them)
+    and the canister state is written back once at the end.
+    """
     sched = rnd.config.scheduler
+    queues = rnd.state.messaging.queues_of(cid)
+    if queues.is_empty():
+        return
+    canister = rnd.state.canister(cid)
+    if canister is None:
+        _reject_orphans(rnd, cid, queues)
+        return
+    priority = queues.accumulated_priority
+    taken = CanisterQueues(accumulated_priority=priority)
+    rnd.state = rnd.state.with_messaging(rnd.state.messaging.with_queues(cid, taken))
+    inputs, ingress = list(queues.input), list(queues.ingress)
+    next_input = next_ingress = 0
+    runtime = canister.runtime
+    meter = _Meter(runtime) if runtime is not None else None
+    current = canister if meter is None else attrs.evolve(canister, runtime=meter)
+    time, env = rnd.state.time, rnd.config.env
     slice_used = 0
     prefer_input = True
-    while rnd.budget_left and slice_used < sched.max_instructions_per_slice:
-        queues = rnd.state.messaging.queues_of(cid)
-        if queues.is_empty():
-            return
-        canister = rnd.state.canister(cid)
-        if canister is None:
-            _reject_orphans(rnd, cid, queues)
-            return
-        message: Message
-        take_input = bool(queues.input) and (prefer_input or not queues.ingress)
-        if take_input:
-            message, queues = queues.input[0], attrs.evolve(queues, input=queues.input[1:])
-        else:
-            message, queues = queues.ingress[0], attrs.evolve(queues, ingress=queues.ingress[1:])
-        prefer_input = not take_input
-        rnd.state = rnd.state.with_messaging(rnd.state.messaging.with_queues(cid, queues))
-        new, outputs, used = run_metered(canister, _executor(message, rnd.state.time, rnd.config))
-        cost = used + sched.instruction_overhead_per_execution
-        slice_used += cost
-        rnd.used += cost
-        rnd.messages += 1
-        rnd.executed.add(cid)
-        rnd.state = rnd.state.with_canister(new)
-        rnd.route(outputs)
-        if isinstance(message, IngressMessage):
-            _mark_processing(rnd, message, outputs)
+    try:
+        while rnd.budget_left and slice_used < sched.max_instructions_per_slice:
+            has_input, has_ingress = next_input < len(inputs), next_ingress < len(ingress)
+            if not has_input and not has_ingress:
+                arrived = rnd.state.messaging.queues_of(cid)
+                if arrived.is_empty():
+                    break
+                inputs += arrived.input
+                ingress += arrived.ingress
+                rnd.state = rnd.state.with_messaging(rnd.state.messaging.with_queues(cid, taken))
+                continue
+            message: Message
+            take_input = has_input and (prefer_input or not has_ingress)
+            if take_input:
+                message = inputs[next_input]
+                next_input += 1
+            else:
+                message = ingress[next_ingress]
+                next_ingress += 1
+            prefer_input = not take_input
+            before = meter.used if meter is not None else 0
+            current, outputs = execute_message(current, message, time, env)
+            used = (meter.used - before) if meter is not None else 0
+            cost = used + sched.instruction_overhead_per_execution
+            slice_used += cost
+            rnd.used += cost
+            rnd.messages += 1
+            rnd.executed.add(cid)
+            rnd.route(outputs)
+            if isinstance(message, IngressMessage):
+                _mark_processing(rnd, message, outputs)
+    finally:
+        if meter is not None and current.runtime is meter:
+            current = attrs.evolve(current, runtime=runtime)
+        rnd.state = rnd.state.with_canister(current)
+        arrived = rnd.state.messaging.queues_of(cid)
+        left = CanisterQueues(
+            (*ingress[next_ingress:], *arrived.ingress),
+            (*inputs[next_input:], *arrived.input),
+            priority,
+        )
+        rnd.state = rnd.state.with_messaging(rnd.state.messaging.with_queues(cid, left))
 
 
 def _canister_range(state: ReplicatedState) -> tuple[int, int]:
