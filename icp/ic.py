@@ -273,6 +273,7 @@ class InternetComputer:
         self._seq = 0
         self._pending_tick: dict[tuple[int, int], int] = {}
         self._delegations: dict[bytes, tuple[int, Delegation]] = {}
+        self._data_certificates: dict[tuple[bytes, int, bytes], tuple[Height | None, bytes]] = {}
         self._state_machine = state_machine
         self.subnets: list[Subnet] = []
         self._build()
@@ -819,12 +820,7 @@ class InternetComputer:
             return reject_of(
                 CanisterError.of(ErrorCode.CANISTER_NOT_FOUND, f"Canister {canister_id} not found")
             )
-        try:
-            data_certificate: bytes | None = replica.state.data_certificate(
-                canister_id, self.delegation(subnet)
-            )
-        except ValueError:
-            data_certificate = None
+        data_certificate = self._data_certificate(replica, canister_id)
 
         def resolve(cid: bytes) -> CanisterState | None:
             return state.canister(cid)
@@ -841,6 +837,21 @@ class InternetComputer:
         )
         assert isinstance(response, Reply | Reject)
         return response
+
+    def _data_certificate(self, replica: Replica, canister_id: Principal) -> bytes | None:
+        """Return the ``ic0.data_certificate`` of a canister (cached per certified height)."""
+        height = replica.state.certified_height
+        key = (replica.subnet_id.raw, replica.node, canister_id.raw)
+        cached = self._data_certificates.get(key)
+        if cached is not None and cached[0] == height:
+            return cached[1]
+        try:
+            subnet = self.subnet(replica.subnet_id)
+            certificate = replica.state.data_certificate(canister_id, self.delegation(subnet))
+        except ValueError:
+            return None
+        self._data_certificates[key] = (height, certificate)
+        return certificate
 
     # -- XNet -----------------------------------------------------------------------------
 

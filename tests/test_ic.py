@@ -197,8 +197,7 @@ def test_restart_from_state_dir_gives_identical_hashes(tmp_path: Path) -> None:
     ic.close()
     restarted = InternetComputer(seed=5, state_dir=tmp_path, applications=1)
     app2 = restarted.applications[0]
-    assert all(r.state.latest_height == 20 for r in app2.replicas)
-    restarted.tick(2)
+    assert all(r.state.latest_height >= height for r in app2.replicas)  # chain replayed
     for h, root in before.items():
         assert {r.state.root_hash(Height(h)) for r in app2.replicas} == {root}, h
     restarted.tick()  # and consensus continues above the replayed chain
