@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 
 import attrs
+from hypothesis import HealthCheck, settings
 
 from icp.consensus.config import MINIMAL, ConsensusConfig
 from icp.consensus.crypto import (
@@ -20,6 +21,18 @@ from icp.sim.network import LinkModel
 from icp.sim.properties import PropertyMonitor, Violation
 from icp.sim.simulator import Simulation
 from icp.types import Time
+
+CI_SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,
+    print_blob=True,
+)
+"""CI: a fixed set of generated schedules (derandomized, so CI is reproducible)."""
+LONG_SETTINGS = settings(
+    deadline=None, max_examples=10_000, suppress_health_check=list(HealthCheck), print_blob=True
+)
+"""The long sweep: random schedules; failures print the seed and schedule."""
 
 MS = 1_000_000
 SECOND = 1_000 * MS

@@ -36,6 +36,8 @@ from icp.sim.simulator import Simulation
 from icp.types import Time
 
 from ._harness import (
+    CI_SETTINGS,
+    LONG_SETTINGS,
     MS,
     Step,
     build,
@@ -45,7 +47,7 @@ from ._harness import (
 )
 
 LONG = os.environ.get("ICP_LONG_PROPERTIES") == "1"
-BASE = settings.get_profile("consensus-long" if LONG else "consensus-ci")
+BASE = LONG_SETTINGS if LONG else CI_SETTINGS
 """Applied per test (never loaded globally: other property tests share the session)."""
 
 EXAMPLES = {4: 150, 7: 40, 13: 10}
