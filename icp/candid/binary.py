@@ -81,6 +81,7 @@ from icp.candid.types import (
     is_subtype,
     resolve,
 )
+from icp.leb128 import encode_signed, encode_unsigned
 from icp.principal import Principal as PrincipalId
 
 __all__ = ["DecodeLimits", "decode", "encode"]
@@ -124,33 +125,13 @@ class _Mismatch(CandidError):
 
 def leb128(n: int) -> bytes:
     """Return the unsigned LEB128 encoding of ``n >= 0``."""
-    if n < 0x80:
-        if n < 0:
-            raise CandidError(f"cannot LEB128-encode negative {n}")
-        return bytes((n,))
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    try:
+        return encode_unsigned(n)
+    except ValueError as exc:
+        raise CandidError(str(exc)) from None
 
 
-def sleb128(n: int) -> bytes:
-    """Return the signed LEB128 encoding of ``n``."""
-    if -64 <= n < 64:
-        return bytes((n & 0x7F,))
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
+sleb128 = encode_signed
 
 
 _BITS7 = [format(i, "07b") for i in range(128)]

@@ -35,6 +35,7 @@ from icp.crypto.hashing import (
     cbor_encode,
     domain_sep,
 )
+from icp.leb128 import decode_unsigned_exact
 from icp.principal import Principal
 
 DEFAULT_MAX_TIME_SKEW_NS: Final = 5 * 60 * 1_000_000_000
@@ -50,18 +51,6 @@ def certification_message(root_hash: bytes) -> bytes:
     Spec: interface spec §"Certification".
     """
     return domain_sep(IC_STATE_ROOT_DOMAIN) + bytes(root_hash)
-
-
-def _decode_leb128(data: bytes) -> int:
-    value, shift = 0, 0
-    for i, byte in enumerate(data):
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            if i != len(data) - 1:
-                raise CertificateError("trailing bytes after the LEB128 /time value")
-            return value
-    raise CertificateError("truncated LEB128 /time value")
 
 
 def _principal_bytes(value: Principal | bytes | None) -> bytes | None:
@@ -179,7 +168,11 @@ class Certificate:
 
         Spec: interface spec §"State tree" (``/time``).
         """
-        return _decode_leb128(self.lookup_value(["time"]))
+        raw = self.lookup_value(["time"])
+        try:
+            return decode_unsigned_exact(raw)
+        except ValueError as exc:
+            raise CertificateError(f"/time is not a LEB128 nat: {exc}") from None
 
     # ------------------------------------------------------------------ verifying
 

@@ -18,6 +18,8 @@ from typing import Final
 
 import cbor2
 
+from icp.leb128 import encode_signed, encode_unsigned
+
 SELF_DESCRIBE_TAG: Final = 55799
 """CBOR tag 55799 (``d9 d9 f7``) that the IC puts around envelopes and certificates."""
 
@@ -51,31 +53,8 @@ def hash_with_domain(domain: bytes, *parts: bytes) -> bytes:
     return h.digest()
 
 
-def leb128_unsigned(value: int) -> bytes:
-    """Return the shortest unsigned LEB128 encoding of ``value`` (≥ 0)."""
-    if value < 0:
-        raise ValueError("unsigned LEB128 needs a non-negative integer")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def leb128_signed(value: int) -> bytes:
-    """Return the shortest signed LEB128 encoding of ``value``."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
-        out.append(byte if done else byte | 0x80)
-        if done:
-            return bytes(out)
+leb128_unsigned = encode_unsigned
+leb128_signed = encode_signed
 
 
 def hash_value(value: object) -> bytes:

@@ -47,6 +47,8 @@ from collections.abc import Mapping
 import attrs
 
 from icp.execution.errors import InvalidWasm
+from icp.leb128 import encode_signed as sleb
+from icp.leb128 import encode_unsigned as uleb
 
 WASM_MAGIC = b"\x00asm"
 WASM_VERSION = b"\x01\x00\x00\x00"
@@ -150,31 +152,6 @@ class _Reader:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidWasm("malformed UTF-8 name") from exc
-
-
-def uleb(n: int) -> bytes:
-    """Encode an unsigned LEB128 integer."""
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def sleb(n: int) -> bytes:
-    """Encode a signed LEB128 integer."""
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
 
 
 def _vec(items: list[bytes]) -> bytes:
