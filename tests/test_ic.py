@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wasmtime
 
 from icp import Principal
 from icp.crypto import bls
@@ -202,3 +203,45 @@ def test_restart_from_state_dir_gives_identical_hashes(tmp_path: Path) -> None:
         assert {r.state.root_hash(Height(h)) for r in app2.replicas} == {root}, h
     restarted.tick()  # and consensus continues above the replayed chain
     assert app2.certified_height() > height
+
+
+def test_thirteen_node_subnet_smoke() -> None:
+    from icp.candid import decode, encode
+    from icp.execution.management import (
+        CanisterIdRecord,
+        InstallCodeArgs,
+        ProvisionalCreateArgs,
+    )
+    from icp.testing import call_content
+
+    ic = InternetComputer(
+        [SubnetConfig(SubnetKind.NNS, 1), SubnetConfig(SubnetKind.APPLICATION, 13)], seed=9
+    )
+    app = ic.applications[0]
+    me = principal_of(ALICE)
+    mgmt = Principal.management_canister()
+
+    def call(canister: Principal, method: str, arg: bytes, ecid: Principal) -> Any:
+        content = call_content("call", me, canister, method, arg, ic.time() + 100 * 10**9)
+        return ic.call_and_wait(envelope(content, ALICE), ecid)
+
+    create_arg = encode(
+        [ProvisionalCreateArgs],
+        [{"amount": None, "settings": None, "specified_id": None, "sender_canister_version": None}],
+    )
+    created = call(mgmt, "provisional_create_canister_with_cycles", create_arg, app.ranges[0].start)
+    cid = decode(created.reply, [CanisterIdRecord])[0]["canister_id"]
+    wasm = wasmtime.wat2wasm((Path(__file__).parent / "canisters/wat/counter.wat").read_text())
+    install = {
+        "mode": {"install": None},
+        "canister_id": cid,
+        "wasm_module": wasm,
+        "arg": b"",
+        "sender_canister_version": None,
+    }
+    assert call(mgmt, "install_code", encode([InstallCodeArgs], [install]), cid).status == "replied"
+    result = call(cid, "inc", b"", cid)
+    assert int.from_bytes(result.reply, "little") == 101
+    Certificate.from_cbor(result.certificate).verify(ic.root_key, cid)
+    height = app.certified_height()
+    assert len({r.state.root_hash(height) for r in app.replicas}) == 1
