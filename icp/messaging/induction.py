@@ -37,7 +37,6 @@ from collections.abc import Sequence
 
 import attrs
 
-from icp.candid import CandidError, PrincipalType, Record, decode
 from icp.consensus.artifacts import XNetSlice
 from icp.execution.canister import CanisterState, CanisterStatus
 from icp.execution.cycles import ingress_induction_cost
@@ -53,10 +52,16 @@ from icp.execution.system_api import Reject
 from icp.messaging.config import SubnetExecutionConfig
 from icp.messaging.ingress import IngressError, SignedIngress, is_expiry_valid, parse_call_envelope
 from icp.messaging.queues import MANAGEMENT_CANISTER
-from icp.messaging.stream_builder import UNLIMITED, destination_not_found, enqueue_input
+from icp.messaging.stream_builder import (
+    UNLIMITED,
+    destination_not_found,
+    enqueue_input,
+    enqueue_management,
+    management_target,
+)
 from icp.messaging.xnet import StreamError, check_slice
 from icp.principal import Principal
-from icp.state.ingress_history import IngressStatus, RequestStatus
+from icp.state.ingress_history import INGRESS_HISTORY_MAX_MESSAGES, IngressStatus, RequestStatus
 from icp.state.replicated_state import ReplicatedState, StateError
 from icp.state.stream_certification import StreamSliceError, verify_stream_slice
 
@@ -67,8 +72,6 @@ FREE_MANAGEMENT_METHODS = frozenset(
 
 Spec: dfinity/ic ``ingress_induction_cost`` (``IngressInductionCost::Free``).
 """
-
-_CANISTER_ID_ARG = Record({"canister_id": PrincipalType})
 
 
 def effective_canister_id(message: SignedIngress) -> bytes:
@@ -81,12 +84,8 @@ def effective_canister_id(message: SignedIngress) -> bytes:
     """
     if message.canister_id.raw != MANAGEMENT_CANISTER:
         return message.canister_id.raw
-    try:
-        value = decode(message.arg, [_CANISTER_ID_ARG])[0]
-    except (CandidError, IndexError, TypeError, ValueError):
-        return MANAGEMENT_CANISTER
-    target = value.get("canister_id") if isinstance(value, dict) else None
-    return target.raw if isinstance(target, Principal) else MANAGEMENT_CANISTER
+    target = management_target(message.arg)
+    return MANAGEMENT_CANISTER if target is None else target
 
 
 def parse_batch_ingress(
@@ -132,6 +131,8 @@ def induct_ingress(
         mid = message.message_id
         if history.get(mid) is not None:
             continue  # duplicate: already inducted (any status) and not yet expired
+        if len(history) >= INGRESS_HISTORY_MAX_MESSAGES:
+            break  # the history is full: later messages are not inducted (clients retry)
         if not is_expiry_valid(message.ingress_expiry, state.time, config.ingress_limits):
             continue
         effective = effective_canister_id(message)
@@ -262,7 +263,9 @@ def induct_slice(
     # 2. messages, in order
     for message in piece.messages:
         if isinstance(message, CanisterRequest):
-            if state.canister(message.receiver) is not None:
+            if message.receiver == MANAGEMENT_CANISTER:
+                state = enqueue_management(state, message)
+            elif state.canister(message.receiver) is not None:
                 state = enqueue_input(state, message.receiver, message)
             else:
                 reverse = state.stream_to(source).push(

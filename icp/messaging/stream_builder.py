@@ -7,7 +7,9 @@ it belongs:
 * an ingress result becomes the request's terminal status in the ingress history
   (``replied`` with the reply bytes, or ``rejected`` with reject code, message and
   error code);
-* a request to ``aaaaa-aa`` goes to the subnet's management queue;
+* a request to ``aaaaa-aa`` goes to the management queue of the subnet that hosts
+  the canister it names (its ``canister_id`` argument), or of this subnet if it
+  names none (``create_canister``, ``raw_rand``);
 * a request or response for a canister on this subnet goes straight into that
   canister's input queue (the IC's "loopback stream": local messages never go
   through consensus and run in the same round while its budget lasts);
@@ -30,6 +32,7 @@ from typing import Final
 
 import attrs
 
+from icp.candid import CandidError, PrincipalType, Record, decode
 from icp.execution.errors import ErrorCode, RejectCode
 from icp.execution.executor import (
     CanisterRequest,
@@ -48,6 +51,22 @@ from icp.state.replicated_state import ReplicatedState
 
 UNLIMITED: Final = 1 << 62
 """Stream limit used for responses: back-pressure never drops a response."""
+
+_CANISTER_ID_ARG = Record({"canister_id": PrincipalType})
+
+
+def management_target(arg: bytes) -> bytes | None:
+    """Return the ``canister_id`` a management call is about, or None if it names none.
+
+    Spec: interface spec §"Effective canister id" (the ``canister_id`` field of the
+    argument record of a call to ``aaaaa-aa``).
+    """
+    try:
+        value = decode(arg, [_CANISTER_ID_ARG])[0]
+    except (CandidError, IndexError, TypeError, ValueError):
+        return None
+    target = value.get("canister_id") if isinstance(value, dict) else None
+    return target.raw if isinstance(target, Principal) else None
 
 
 def destination_not_found(request: CanisterRequest) -> CanisterResponse:
@@ -123,6 +142,14 @@ def enqueue_input(
     return state.with_messaging(messaging.with_queues(receiver, queues))
 
 
+def enqueue_management(state: ReplicatedState, request: CanisterRequest) -> ReplicatedState:
+    """Append a canister's call to ``aaaaa-aa`` to the subnet's management queue."""
+    messaging = state.messaging
+    return state.with_messaging(
+        attrs.evolve(messaging, management=(*messaging.management, request))
+    )
+
+
 def route_outputs(
     state: ReplicatedState, outputs: Iterable[Output], config: SubnetExecutionConfig
 ) -> ReplicatedState:
@@ -147,13 +174,16 @@ def route_output(
         return state.with_ingress_history(history)
     if isinstance(output, CanisterRequest):
         if output.receiver == MANAGEMENT_CANISTER:
-            messaging = state.messaging
-            return state.with_messaging(
-                attrs.evolve(messaging, management=(*messaging.management, output))
-            )
-        if state.canister(output.receiver) is not None:
+            target = management_target(output.arg)
+            destination = None
+            if target is not None and state.canister(target) is None:
+                destination = state.topology.routing_table.route(Principal(target))
+            if destination is None or destination == state.subnet_id:
+                return enqueue_management(state, output)
+        elif state.canister(output.receiver) is not None:
             return enqueue_input(state, output.receiver, output)
-        destination = state.topology.routing_table.route(Principal(output.receiver))
+        else:
+            destination = state.topology.routing_table.route(Principal(output.receiver))
         if destination is None or destination == state.subnet_id:
             return enqueue_input(state, output.sender, destination_not_found(output))
         stream = state.stream_to(destination)

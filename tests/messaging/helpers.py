@@ -294,3 +294,16 @@ def management_call(d: Driver, sid: Principal, method: str, arg: bytes) -> Ingre
     status = d.status(sid, mid)
     assert status is not None
     return status
+
+
+def relay_wasm() -> bytes:
+    """The relay canister (``forward`` a call and report its outcome; ``ping``)."""
+    from pathlib import Path
+
+    return bytes(wasmtime.wat2wasm((Path(__file__).resolve().parent / "relay.wat").read_text()))
+
+
+def forward_arg(callee: Principal, method: str, payload: bytes) -> bytes:
+    """Return the relay's ``forward`` argument."""
+    name = method.encode()
+    return bytes([len(callee.raw)]) + callee.raw + bytes([len(name)]) + name + payload

@@ -10,15 +10,24 @@ import pytest
 
 from icp.candid import Nat, Text, decode, encode
 from icp.consensus.artifacts import XNetSlice
+from icp.execution.management import TopUpArgs
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.messaging.config import SchedulerConfig
 from icp.messaging.state_machine import execute_batch, update_ingress_history
+from icp.principal import Principal
 from icp.state.checkpoint import load_checkpoint, state_hash, write_checkpoint
 from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStatus
 from icp.state.replicated_state import StateError
 from icp.state.tree import StateTreeBuilder
 from icp.types import NANOS_PER_SECOND, Time
-from tests.messaging.helpers import Driver, envelope, make_batch, make_net
+from tests.messaging.helpers import (
+    Driver,
+    envelope,
+    forward_arg,
+    make_batch,
+    make_net,
+    relay_wasm,
+)
 
 
 def test_batch_sets_height_and_time(engine: WasmtimeEngine) -> None:
@@ -218,3 +227,48 @@ def test_checkpoint_restart_keeps_queues_and_converges(
         assert state_hash(copy) == state_hash(sub_copy_state), h
     replies = [sub_copy_state.ingress_history.get(m) for m in mids]
     assert [int.from_bytes(r.reply or b"", "little") for r in replies if r] == list(range(101, 109))
+
+
+def test_management_call_is_routed_to_the_target_canisters_subnet(
+    engine: WasmtimeEngine,
+) -> None:
+    """A canister's call to aaaaa-aa about a canister on another subnet runs there."""
+    a, b = make_net(2, engine)
+    d = Driver([a, b])
+    relay = d.create_canister(a.id)
+    d.install(a.id, relay, relay_wasm())
+    target = d.create_canister(b.id)
+    before = b.state.canister(target)
+    assert before is not None
+    top_up = encode([TopUpArgs], [{"canister_id": target, "amount": 12_345}])
+    mid = d.submit(
+        a.id,
+        relay,
+        "forward",
+        forward_arg(Principal.management_canister(), "provisional_top_up_canister", top_up),
+    )
+    for _ in range(4):
+        d.step()
+    status = d.status(a.id, mid)
+    assert status is not None and status.reply is not None
+    assert status.reply[:1] == b"\x01", status.reply  # replied, not "canister not found"
+    after = b.state.canister(target)
+    assert after is not None and after.cycles == before.cycles + 12_345
+
+
+def test_relay_ping_across_subnets_and_to_missing_canister(engine: WasmtimeEngine) -> None:
+    a, b = make_net(2, engine)
+    d = Driver([a, b])
+    relay = d.create_canister(a.id)
+    pong = d.create_canister(b.id)
+    d.install(a.id, relay, relay_wasm())
+    d.install(b.id, pong, relay_wasm())
+    missing = Principal.from_canister_index(int.from_bytes(pong.raw[:8], "big") + 50)
+    ping = d.submit(a.id, relay, "forward", forward_arg(pong, "ping", b""))
+    lost = d.submit(a.id, relay, "forward", forward_arg(missing, "ping", b""))
+    for _ in range(4):
+        d.step()
+    ok, rejected = d.status(a.id, ping), d.status(a.id, lost)
+    assert ok is not None and ok.reply == b"\x01" + (1).to_bytes(8, "little")
+    assert rejected is not None and rejected.reply is not None
+    assert rejected.reply[:1] == b"\x03" and b"not found" in rejected.reply

@@ -1,0 +1,52 @@
+;; A relay canister for messaging tests: forwards a call and reports the outcome.
+;;
+;; update "forward": arg = [callee_len u8][callee][method_len u8][method][payload]
+;;   calls callee.method(payload); replies with [1] ++ reply data, or with
+;;   [reject_code] ++ reject message if the call was rejected.
+;; update "ping": increments a counter and replies with it (8 bytes LE).
+(module
+  (import "ic0" "msg_arg_data_size" (func $arg_size (result i32)))
+  (import "ic0" "msg_arg_data_copy" (func $arg_copy (param i32 i32 i32)))
+  (import "ic0" "msg_reply_data_append" (func $reply_append (param i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "msg_reject_code" (func $reject_code (result i32)))
+  (import "ic0" "msg_reject_msg_size" (func $reject_msg_size (result i32)))
+  (import "ic0" "msg_reject_msg_copy" (func $reject_msg_copy (param i32 i32 i32)))
+  (import "ic0" "call_new"
+    (func $call_new (param i32 i32 i32 i32 i32 i32 i32 i32)))
+  (import "ic0" "call_data_append" (func $call_data_append (param i32 i32)))
+  (import "ic0" "call_perform" (func $call_perform (result i32)))
+  (memory 2)
+  (table 2 funcref)
+  (elem (i32.const 0) $on_reply $on_reject)
+  (global $count (mut i64) (i64.const 0))
+  (func (export "canister_update forward")
+    (local $n i32) (local $cl i32) (local $ml i32) (local $p i32)
+    (local.set $n (call $arg_size))
+    (call $arg_copy (i32.const 0) (i32.const 0) (local.get $n))
+    (local.set $cl (i32.load8_u (i32.const 0)))
+    (local.set $ml (i32.load8_u (i32.add (i32.const 1) (local.get $cl))))
+    (local.set $p (i32.add (i32.const 2) (i32.add (local.get $cl) (local.get $ml))))
+    (call $call_new
+      (i32.const 1) (local.get $cl)
+      (i32.add (i32.const 2) (local.get $cl)) (local.get $ml)
+      (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 0))
+    (call $call_data_append (local.get $p) (i32.sub (local.get $n) (local.get $p)))
+    (drop (call $call_perform)))
+  (func $on_reply (param i32) (local $n i32)
+    (local.set $n (call $arg_size))
+    (i32.store8 (i32.const 0) (i32.const 1))
+    (call $arg_copy (i32.const 1) (i32.const 0) (local.get $n))
+    (call $reply_append (i32.const 0) (i32.add (local.get $n) (i32.const 1)))
+    (call $reply))
+  (func $on_reject (param i32) (local $n i32)
+    (local.set $n (call $reject_msg_size))
+    (i32.store8 (i32.const 0) (call $reject_code))
+    (call $reject_msg_copy (i32.const 1) (i32.const 0) (local.get $n))
+    (call $reply_append (i32.const 0) (i32.add (local.get $n) (i32.const 1)))
+    (call $reply))
+  (func (export "canister_update ping")
+    (global.set $count (i64.add (global.get $count) (i64.const 1)))
+    (i64.store (i32.const 0) (global.get $count))
+    (call $reply_append (i32.const 0) (i32.const 8))
+    (call $reply)))
