@@ -245,3 +245,40 @@ def test_thirteen_node_subnet_smoke() -> None:
     Certificate.from_cbor(result.certificate).verify(ic.root_key, cid)
     height = app.certified_height()
     assert len({r.state.root_hash(height) for r in app.replicas}) == 1
+
+
+def test_same_seed_same_certified_replies_with_canisters() -> None:
+    from icp.candid import encode
+    from icp.execution.management import InstallCodeArgs, ProvisionalCreateArgs
+    from icp.testing import call_content
+
+    wasm = wasmtime.wat2wasm((Path(__file__).parent / "canisters/wat/counter.wat").read_text())
+    cid = Principal.from_canister_index(APP_RANGE_START)
+
+    def scenario() -> tuple[list[bytes], dict[str, bytes]]:
+        ic = InternetComputer(
+            [SubnetConfig(SubnetKind.NNS, 1), SubnetConfig(SubnetKind.APPLICATION, 4)], seed=21
+        )
+        app = ic.applications[0]
+        me = principal_of(ALICE)
+        mgmt = Principal.management_canister()
+        arg = {"amount": None, "settings": None, "specified_id": None}
+        install = {"mode": {"install": None}, "canister_id": cid, "wasm_module": wasm, "arg": b""}
+        calls = [
+            (mgmt, "provisional_create_canister_with_cycles",
+             encode([ProvisionalCreateArgs], [{**arg, "sender_canister_version": None}]),
+             app.ranges[0].start),
+            (mgmt, "install_code",
+             encode([InstallCodeArgs], [{**install, "sender_canister_version": None}]), cid),
+            (cid, "inc", b"", cid),
+            (cid, "inc_then_trap", b"", cid),
+        ]  # fmt: skip
+        certificates = []
+        for canister, method, payload, ecid in calls:
+            content = call_content("call", me, canister, method, payload, ic.time() + 10**11)
+            certificates.append(ic.call_and_wait(envelope(content, ALICE), ecid).certificate)
+        return certificates, ic.state_hashes()
+
+    first, second = scenario(), scenario()
+    assert first == second
+    assert all(first[1].values())
