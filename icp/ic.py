@@ -557,13 +557,11 @@ class InternetComputer:
         """
         subnet = self.subnet_of(effective_canister_id)
         message = self._parse_call(body, subnet)
-        if (
-            message.canister_id != effective_canister_id
-            and not message.canister_id.is_management_canister
-        ):
+        expected = effective_canister_of(message)
+        if expected is not None and expected != effective_canister_id:
             raise ICError(
-                f"the effective canister id {effective_canister_id} differs from the "
-                f"canister id {message.canister_id}",
+                f"the effective canister id {effective_canister_id} in the URL does not "
+                f"match the request's effective canister id {expected}",
                 http_status=400,
             )
         try:
@@ -893,6 +891,35 @@ class InternetComputer:
         for subnet in self.subnets:
             subnet.replicas.clear()
         self._queue.clear()
+
+
+def effective_canister_of(message: SignedIngress) -> Principal | None:
+    """Return the effective canister id a call must be sent to (None: any).
+
+    Calls to a canister go to that canister; calls to ``aaaaa-aa`` go to the canister
+    the argument names (``canister_id``, or ``target_canister`` for
+    ``install_chunked_code``), except ``provisional_create_canister_with_cycles``, which
+    any effective id in the subnet's ranges may carry.  An argument that names no
+    canister cannot be routed: it is refused with 400.
+    Spec: interface spec §1.4 (effective canister id rules).
+    """
+    if not message.canister_id.is_management_canister:
+        return message.canister_id
+    if message.method_name == "provisional_create_canister_with_cycles":
+        return None
+    from icp.candid import CandidError, PrincipalType, Record, decode
+    from icp.execution.management import CanisterIdRecord
+
+    field = "target_canister" if message.method_name == "install_chunked_code" else "canister_id"
+    record = CanisterIdRecord if field == "canister_id" else Record({field: PrincipalType})
+    try:
+        value = decode(message.arg, [record])[0][field]
+    except (CandidError, KeyError, IndexError, TypeError, ValueError):
+        raise ICError(
+            f"the argument of {message.method_name} names no canister (no effective canister id)",
+            http_status=400,
+        ) from None
+    return Principal(value.raw) if isinstance(value, Principal) else Principal(bytes(value))
 
 
 def routing_config(ic: InternetComputer, subnet: Subnet) -> Any:

@@ -18,10 +18,11 @@ from icp.crypto.certificate import Certificate
 from icp.crypto.hashing import cbor_decode as _cbor_decode
 from icp.crypto.hashing import cbor_encode, hash_of_map, request_id
 from icp.crypto.user_sig import principal_of
+from icp.execution.management import CanisterIdRecord
 from icp.ic import DEFAULT_CONSENSUS, ICError, InternetComputer, SubnetConfig, SubnetKind
 from icp.testing import call_content, envelope, read_state_content
 from icp.types import Height
-from tests.ic.helpers import ALICE, BOB, call, create_canister, identical_states, install
+from tests.ic.helpers import ALICE, BOB, MGMT, call, create_canister, identical_states, install
 
 NO_ARGS = encode([], [])
 
@@ -173,6 +174,11 @@ def test_bad_ingress_is_refused_and_the_ic_keeps_running(
     with pytest.raises(ICError) as err:
         ic.submit_call(envelope(unknown, ALICE), missing)
     assert err.value.reject_code == 3 and err.value.error_code == "IC0301"
+    status_arg = encode([CanisterIdRecord], [{"canister_id": cid}])
+    misrouted = call_content("call", me, MGMT, "canister_status", status_arg, ic.time() + 10**11)
+    with pytest.raises(ICError) as err:  # the effective canister id must be the named one
+        ic.submit_call(envelope(misrouted, ALICE), missing)
+    assert err.value.http_status == 400
     assert call(ic, cid, "inc", NO_ARGS).status == "replied"
 
 
