@@ -1,0 +1,398 @@
+"""The IC HTTP interface over an in-process IC, served by aiohttp.
+
+Theory of operation.  ``HttpFrontend`` owns a ``Backend`` (an ``InternetComputer``)
+and everything an edge may touch: the wall clock and the event loop.  A background
+task (``drive_clock``) keeps the IC's virtual time level with the wall clock, so
+consensus finalizes blocks and certifies states at its own pace while the handlers
+answer requests in between.  All IC access happens on the event loop's thread (the
+IC is not thread-safe and its steps are short).
+
+Each endpoint is a small function from (frontend, path parameters, body) to an
+``HttpReply``; ``ICError`` from the backend becomes the status and body the replica
+would send: a call refused before execution (``inspect_message``, missing canister)
+is a 200 CBOR reject on ``/api/v2/.../call`` and a ``non_replicated_rejection`` on
+``/api/v3/.../call``; other refusals are 4xx/5xx with a plain-text message (what the
+replica sends and what agents show to users).  CORS headers follow the replica's.
+
+Spec: interface spec §1.1-§1.8; dfinity/ic ``rs/http_endpoints/public`` (CORS layer,
+5 MiB request limit, 10 s ``/api/v3`` call wait) [mem].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time as _time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+from aiohttp import web
+
+from icp.crypto.hashing import cbor_encode
+from icp.http.backend import (
+    Backend,
+    parse_principal,
+    request_content,
+    resolve_effective_canister_id,
+)
+from icp.ic import CallResult, ICError
+from icp.principal import Principal
+from icp.types import NANOS_PER_SECOND
+
+if TYPE_CHECKING:
+    from icp.ic import InternetComputer
+
+log = logging.getLogger("icp.http")
+
+CBOR: Final = "application/cbor"
+MAX_REQUEST_BYTES: Final = 5 * 1024 * 1024
+"""Largest request body accepted (the replica's limit; ingress itself is ≤ 2 MiB)."""
+SYNC_CALL_TIMEOUT: Final = 10.0
+"""Seconds ``/api/v3/.../call`` waits for a certified answer before answering 202."""
+POLL_INTERVAL: Final = 0.01
+CLOCK_STEP: Final = 50_000_000
+"""Largest slice of virtual time (ns) run before yielding to pending requests."""
+
+CORS_HEADERS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "DNT, User-Agent, X-Requested-With, If-None-Match, If-Modified-Since, Cache-Control, "
+        "Content-Type, Range, Cookie, X-Ic-Canister-Id"
+    ),
+    "Access-Control-Expose-Headers": (
+        "Accept-Ranges, Content-Length, Content-Range, X-Request-Id, X-Ic-Canister-Id"
+    ),
+    "Access-Control-Max-Age": "7200",
+}
+"""The replica's CORS layer (dfinity/ic ``rs/http_endpoints/public/src/lib.rs``) [mem]."""
+
+
+def wall_clock_ns() -> int:
+    """Return the wall-clock time in nanoseconds since the epoch."""
+    return _time.time_ns()
+
+
+@attrs.frozen
+class HttpReply:
+    """A response: status, body and content type."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+def cbor_reply(value: Any, status: int = 200) -> HttpReply:
+    """Return a CBOR (self-described) response."""
+    return HttpReply(status, cbor_encode(value), CBOR)
+
+
+def text_reply(status: int, message: str) -> HttpReply:
+    """Return a plain-text error response (what the replica sends for 4xx/5xx)."""
+    return HttpReply(status, (message.rstrip() + "\n").encode(), "text/plain; charset=utf-8")
+
+
+def reject_fields(exc: ICError) -> dict[str, Any]:
+    """Return the ``reject_code``/``reject_message``/``error_code`` map of a refusal.
+
+    Spec: interface spec §1.1 (pre-processing rejection body), §1.7.
+    """
+    fields: dict[str, Any] = {"reject_code": exc.reject_code, "reject_message": exc.message}
+    if exc.error_code:
+        fields["error_code"] = exc.error_code
+    return fields
+
+
+def error_reply(exc: ICError, endpoint: str = "") -> HttpReply:
+    """Return the HTTP response for a refused request.
+
+    ``endpoint`` is ``call_v2`` or ``call_v3`` for the call endpoints, whose refusals
+    with a reject code (the canister or the system refused the message before it was
+    accepted) are 200 CBOR bodies.  Spec: interface spec §1.1.
+    """
+    if exc.reject_code and exc.http_status < 500:
+        if endpoint == "call_v2":
+            return cbor_reply(reject_fields(exc))
+        if endpoint == "call_v3":
+            return cbor_reply(dict(reject_fields(exc), status="non_replicated_rejection"))
+    text = exc.message
+    if exc.error_code:
+        text = f"{text} (error code {exc.error_code})"
+    return text_reply(exc.http_status, text)
+
+
+def certified_reply(result: CallResult) -> HttpReply:
+    """Return the ``/api/v3`` answer for a request with a certified terminal status.
+
+    Spec: interface spec §1.1 (``{status: "replied", certificate}`` for replied and
+    rejected alike; the certificate holds ``/request_status/<id>`` and ``/time``).
+    """
+    return cbor_reply({"status": "replied", "certificate": result.certificate})
+
+
+@attrs.define
+class Metrics:
+    """Counters the dashboard shows (ingress rate, requests served)."""
+
+    ingress_times: collections.deque[float] = attrs.Factory(
+        lambda: collections.deque(maxlen=10_000)
+    )
+    requests: int = 0
+    errors: int = 0
+
+    def ingress_rate(self, now: float, window: float = 10.0) -> float:
+        """Return accepted ingress messages per second over the last ``window`` seconds."""
+        recent = sum(1 for t in self.ingress_times if now - t <= window)
+        return recent / window
+
+
+class HttpFrontend:
+    """The IC HTTP interface (and dashboard) over a ``Backend``.
+
+    Spec: see module docstring.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        clock: Callable[[], int] = wall_clock_ns,
+        sync_call_timeout: float = SYNC_CALL_TIMEOUT,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+    ) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.sync_call_timeout = sync_call_timeout
+        self.max_request_bytes = max_request_bytes
+        self.metrics = Metrics()
+        self._clock_task: asyncio.Task[None] | None = None
+
+    # -- endpoints (small functions of the request) ---------------------------------------
+
+    def get_status(self) -> HttpReply:
+        """``GET /api/v2/status``: CBOR map with the root key.  Spec: §1.1."""
+        return cbor_reply(self.backend.status())
+
+    def submit(self, ecid_text: str, body: bytes) -> tuple[bytes, Principal]:
+        """Resolve the effective canister id and submit a call; return (request id, ecid)."""
+        ecid = resolve_effective_canister_id(
+            self.backend.topology, parse_principal(ecid_text), body
+        )
+        rid = self.backend.submit_call(body, ecid)
+        self.metrics.ingress_times.append(_time.monotonic())
+        return rid, ecid
+
+    def call_v2(self, ecid_text: str, body: bytes) -> HttpReply:
+        """``POST /api/v2/canister/<ecid>/call``: 202 when accepted.  Spec: §1.1."""
+        try:
+            self.submit(ecid_text, body)
+        except ICError as exc:
+            return error_reply(exc, "call_v2")
+        return HttpReply(202)
+
+    async def call_v3(self, ecid_text: str, body: bytes) -> HttpReply:
+        """``POST /api/v3/canister/<ecid>/call``: wait for the certified answer, or 202.
+
+        Spec: interface spec §1.1 (synchronous call).
+        """
+        try:
+            rid, ecid = self.submit(ecid_text, body)
+        except ICError as exc:
+            return error_reply(exc, "call_v3")
+        deadline = asyncio.get_running_loop().time() + self.sync_call_timeout
+        while True:
+            try:
+                return certified_reply(self.backend.wait_for(rid, ecid, timeout=0))
+            except ICError as exc:
+                if exc.http_status != 408:
+                    return error_reply(exc)
+            if asyncio.get_running_loop().time() >= deadline:
+                return HttpReply(202)
+            await asyncio.sleep(POLL_INTERVAL)
+
+    def query(self, ecid_text: str, body: bytes) -> HttpReply:
+        """``POST /api/v2/canister/<ecid>/query``: signed CBOR response.  Spec: §1.6."""
+        try:
+            ecid = resolve_effective_canister_id(
+                self.backend.topology, parse_principal(ecid_text), body
+            )
+            return HttpReply(200, self.backend.query(body, ecid), CBOR)
+        except ICError as exc:
+            return error_reply(exc)
+
+    def read_state_canister(self, ecid_text: str, body: bytes) -> HttpReply:
+        """``POST /api/v2/canister/<ecid>/read_state``.  Spec: §1.1, §2.3."""
+        try:
+            ecid = resolve_effective_canister_id(
+                self.backend.topology, parse_principal(ecid_text), body
+            )
+            return HttpReply(200, self.backend.read_state(body, ecid), CBOR)
+        except ICError as exc:
+            return error_reply(exc)
+
+    def read_state_subnet(self, subnet_text: str, body: bytes) -> HttpReply:
+        """``POST /api/v2/subnet/<subnet_id>/read_state``.  Spec: §1.1, §2.3."""
+        try:
+            subnet_id = parse_principal(subnet_text, "subnet id")
+            return HttpReply(200, self.backend.read_state(body, subnet_id=subnet_id), CBOR)
+        except ICError as exc:
+            return error_reply(exc)
+
+    # -- aiohttp wiring -------------------------------------------------------------------
+
+    def application(self) -> web.Application:
+        """Return the aiohttp application serving the interface and the dashboard."""
+        app = web.Application(
+            client_max_size=self.max_request_bytes, middlewares=[self._middleware]
+        )
+        app.router.add_get("/api/v2/status", self._h_status)
+        app.router.add_post("/api/v2/canister/{ecid}/call", self._h_call_v2)
+        app.router.add_post("/api/v3/canister/{ecid}/call", self._h_call_v3)
+        app.router.add_post("/api/v2/canister/{ecid}/query", self._h_query)
+        app.router.add_post("/api/v2/canister/{ecid}/read_state", self._h_read_state)
+        app.router.add_post("/api/v2/subnet/{subnet}/read_state", self._h_read_state_subnet)
+        from icp.http import dashboard
+
+        dashboard.add_routes(app, self)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        self.metrics.requests += 1
+        if request.method == "OPTIONS":
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = web.Response(
+                    status=exc.status, text=exc.text or exc.reason, content_type="text/plain"
+                )
+            except Exception as exc:  # the server must survive any request
+                log.exception("internal error serving %s", request.path)
+                response = web.Response(
+                    status=500, text=f"internal error: {type(exc).__name__}: {exc}\n"
+                )
+        if response.status >= 400:
+            self.metrics.errors += 1
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    @staticmethod
+    def _respond(reply: HttpReply) -> web.Response:
+        return web.Response(status=reply.status, body=reply.body, content_type=_mime(reply))
+
+    async def _body(self, request: web.Request) -> bytes | HttpReply:
+        ctype = request.headers.get("Content-Type", "")
+        if ctype.split(";")[0].strip().lower() != CBOR:
+            return text_reply(400, f"unexpected content-type {ctype!r}, expected {CBOR}")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return text_reply(413, f"request body larger than {self.max_request_bytes} bytes")
+
+    async def _h_status(self, request: web.Request) -> web.Response:
+        return self._respond(self.get_status())
+
+    async def _with_body(
+        self, request: web.Request, handle: Callable[[str, bytes], HttpReply], key: str
+    ) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, HttpReply):
+            return self._respond(body)
+        return self._respond(handle(request.match_info[key], body))
+
+    async def _h_call_v2(self, request: web.Request) -> web.Response:
+        return await self._with_body(request, self.call_v2, "ecid")
+
+    async def _h_call_v3(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, HttpReply):
+            return self._respond(body)
+        return self._respond(await self.call_v3(request.match_info["ecid"], body))
+
+    async def _h_query(self, request: web.Request) -> web.Response:
+        return await self._with_body(request, self.query, "ecid")
+
+    async def _h_read_state(self, request: web.Request) -> web.Response:
+        return await self._with_body(request, self.read_state_canister, "ecid")
+
+    async def _h_read_state_subnet(self, request: web.Request) -> web.Response:
+        return await self._with_body(request, self.read_state_subnet, "subnet")
+
+    # -- the clock ------------------------------------------------------------------------
+
+    async def _on_startup(self, app: web.Application) -> None:
+        self._clock_task = asyncio.create_task(self.drive_clock())
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
+
+    async def drive_clock(self) -> None:
+        """Keep the IC's virtual time level with the wall clock, forever.
+
+        Runs at most ``CLOCK_STEP`` of virtual time at once, then yields so that
+        requests are served between steps.
+        """
+        ic: Any = self.backend
+        while True:
+            target = self.clock()
+            if ic.now < target:
+                ic.run_until(min(target, ic.now + CLOCK_STEP))
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(max(0.001, (ic.now - target) / NANOS_PER_SECOND))
+
+
+def _mime(reply: HttpReply) -> str:
+    return reply.content_type.split(";")[0].strip()
+
+
+async def serve(
+    ic: InternetComputer,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4943,
+    ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve ``ic`` over HTTP until ``stop`` is set (or the task is cancelled).
+
+    ``ready(port)`` is called once the socket listens (with the real port when
+    ``port`` is 0).  Raises ``OSError`` if the port is taken.
+    """
+    frontend = HttpFrontend(ic)
+    runner = web.AppRunner(frontend.application(), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server: Any = site._server
+        sockets = server.sockets if server is not None else ()
+        bound = int(sockets[0].getsockname()[1]) if sockets else port
+        if ready is not None:
+            ready(bound)
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await runner.cleanup()
+
+
+__all__ = [
+    "CORS_HEADERS",
+    "HttpFrontend",
+    "HttpReply",
+    "error_reply",
+    "request_content",
+    "serve",
+    "wall_clock_ns",
+]
