@@ -51,6 +51,7 @@ from icp.messaging.ingress import (
     select_ingress,
 )
 from icp.messaging.queues import MANAGEMENT_CANISTER
+from icp.messaging.stream_builder import management_target
 from icp.messaging.xnet import StreamError, StreamSlice, check_slice
 from icp.principal import Principal
 from icp.state.replicated_state import ReplicatedState, StateError
@@ -168,7 +169,16 @@ class IcPayloadBuilder:
         return out
 
     def _routable(self, state: ReplicatedState, message: SignedIngress) -> bool:
-        return message.canister_id.raw == MANAGEMENT_CANISTER or state.hosts(message.canister_id)
+        """Return whether this subnet hosts the message's effective canister.
+
+        A call to ``aaaaa-aa`` belongs to the subnet of the canister it names; one
+        that names none (``provisional_create_canister_with_cycles``) to any subnet.
+        Spec: interface spec §"Effective canister id".
+        """
+        if message.canister_id.raw != MANAGEMENT_CANISTER:
+            return state.hosts(message.canister_id)
+        target = management_target(message.arg)
+        return target is None or state.hosts(Principal(target))
 
     # ------------------------------------------------------------------ building
 

@@ -204,3 +204,26 @@ def test_forged_or_misplaced_xnet_slices_are_refused(
         builder.validate_batch(
             height, d.time, BatchPayload((), (XNetSlice(a.id.raw, wrong_signer),)), []
         )
+
+
+def test_management_ingress_belongs_to_the_subnet_of_its_target(engine: WasmtimeEngine) -> None:
+    from icp.execution.management import CanisterIdRecord
+
+    a, b = make_net(2, engine)
+    now = Time(a.state.time)
+    mgmt = Principal.management_canister()
+    theirs = b.state.topology.canister_ranges(b.id)[0].start
+    mine = a.state.topology.canister_ranges(a.id)[0].start
+    builder = builder_for(a)
+
+    def status_call(target: Principal) -> bytes:
+        arg = encode([CanisterIdRecord], [{"canister_id": target}])
+        return envelope(mgmt, "canister_status", arg, expiry=now + MINUTE)
+
+    builder.validate_batch(Height(1), now, BatchPayload((status_call(mine),)), [])
+    create = envelope(
+        mgmt, "provisional_create_canister_with_cycles", b"DIDL\x00\x00", expiry=now + MINUTE
+    )
+    builder.validate_batch(Height(1), now, BatchPayload((create,)), [])
+    with pytest.raises(InvalidArtifact, match="does not host"):
+        builder.validate_batch(Height(1), now, BatchPayload((status_call(theirs),)), [])
