@@ -91,7 +91,10 @@ def effective_canister_id(message: SignedIngress) -> bytes:
 def parse_batch_ingress(
     envelopes: Sequence[bytes], config: SubnetExecutionConfig
 ) -> list[SignedIngress]:
-    """Parse a batch's ingress envelopes, dropping the malformed ones."""
+    """Parse a batch's ingress envelopes, dropping the malformed ones.
+
+    Spec: interface spec §"Envelope"; protocol digest §4.1 step 2(a).
+    """
     out: list[SignedIngress] = []
     for data in envelopes:
         try:

@@ -114,7 +114,10 @@ class _Meter:
 def run_metered(
     canister: CanisterState, execution: Execution
 ) -> tuple[CanisterState, list[Output], int]:
-    """Run ``execution`` on ``canister``; return its result and the instructions it used."""
+    """Run ``execution`` on ``canister``; return its result and the instructions it used.
+
+    Spec: protocol digest §4.5 (the round's budget counts executed instructions).
+    """
     runtime = canister.runtime
     if runtime is None:
         new, outputs = execution(canister)
@@ -498,7 +501,10 @@ def _run_management(rnd: _Round) -> None:
 
 @attrs.frozen(slots=True)
 class RoundStats:
-    """What one round did (for metrics and benchmarks)."""
+    """What one round did (for metrics and benchmarks).
+
+    Spec: interface spec §"Subnet metrics" (update_transactions_total).
+    """
 
     instructions: int
     messages: int

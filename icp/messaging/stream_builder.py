@@ -135,7 +135,10 @@ def record_ingress_result(
 def enqueue_input(
     state: ReplicatedState, receiver: bytes, message: InputMessage
 ) -> ReplicatedState:
-    """Append ``message`` to a local canister's input queue (no check that it exists)."""
+    """Append ``message`` to a local canister's input queue (no check that it exists).
+
+    Spec: protocol digest §4.1 step 2(a) (induction into canister input queues).
+    """
     messaging = state.messaging
     queues = messaging.queues_of(receiver)
     queues = attrs.evolve(queues, input=(*queues.input, message))
@@ -143,7 +146,10 @@ def enqueue_input(
 
 
 def enqueue_management(state: ReplicatedState, request: CanisterRequest) -> ReplicatedState:
-    """Append a canister's call to ``aaaaa-aa`` to the subnet's management queue."""
+    """Append a canister's call to ``aaaaa-aa`` to the subnet's management queue.
+
+    Spec: interface spec §"The IC management canister".
+    """
     messaging = state.messaging
     return state.with_messaging(
         attrs.evolve(messaging, management=(*messaging.management, request))
