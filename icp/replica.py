@@ -253,6 +253,9 @@ class Replica:
         if state_dir is not None:
             for sub in (CUPS_DIR, CHAIN_DIR, CHECKPOINTS_DIR):
                 (state_dir / sub).mkdir(parents=True, exist_ok=True)
+            start = state.latest_state
+            if not checkpoint.checkpoint_dir(state_dir / CHECKPOINTS_DIR, start.height).exists():
+                checkpoint.write_checkpoint(state_dir / CHECKPOINTS_DIR, start)
             self._persist_cup()
 
     # -- artifact interface -------------------------------------------------------------
@@ -458,9 +461,12 @@ class Replica:
             ckpt = checkpoint.checkpoint_dir(state_dir / CHECKPOINTS_DIR, cup.height)
             if not ckpt.exists():
                 continue
+            genesis = cup.signature == b""  # the registry's CUP: its state is the genesis one
             try:
                 loaded = checkpoint.load_checkpoint(
-                    ckpt, engine=engine, expected_state_hash=cup.content.state_hash
+                    ckpt,
+                    engine=engine,
+                    expected_state_hash=None if genesis else cup.content.state_hash,
                 )
             except checkpoint.CheckpointError:
                 continue

@@ -98,3 +98,15 @@ def test_subnet_config_is_validated() -> None:
         PocketIC(SubnetConfig())
     with pytest.raises(ValueError):
         PocketIC(SubnetConfig(application=-1))
+
+
+def test_state_dir_survives_del_and_restart(counter_wasm: bytes, tmp_path: Path) -> None:
+    pic = PocketIC(state_dir=tmp_path)
+    canister_id = pic.create_canister()
+    pic.install_code(canister_id, counter_wasm, NO_ARGS)
+    pic.update_call(canister_id, "add", encode([Nat], [7]))
+    del pic
+    again = PocketIC(state_dir=tmp_path)
+    assert again.check_canister_exists(canister_id)
+    assert decode(again.query_call(canister_id, "get", NO_ARGS), [Nat]) == [7]
+    assert decode(again.update_call(canister_id, "inc", NO_ARGS), [Nat]) == [8]
