@@ -415,11 +415,9 @@ def _check_specified_id(state: ReplicatedState, message: ManagementMessage) -> N
         return  # the management canister reports the decoding error
     specified = args.get("specified_id") if isinstance(args, dict) else None
     if isinstance(specified, Principal) and not state.hosts(specified):
-        raise CanisterError(
-            RejectCode.DESTINATION_INVALID,
-            f"The specified canister id {specified} is not in the canister ranges of "
-            f"subnet {state.subnet_id}",
-            ErrorCode.INVALID_MANAGEMENT_PAYLOAD,
+        raise CanisterError.of(
+            ErrorCode.CANISTER_NOT_HOSTED_BY_SUBNET,
+            f"Specified CanisterId {specified} is not hosted by subnet {state.subnet_id}.",
         )
 
 

@@ -139,7 +139,8 @@ def test_specified_id_must_be_in_the_subnet_ranges(engine: WasmtimeEngine) -> No
     assert ok.status is RequestStatus.REPLIED
     refused = create(theirs)
     assert refused.status is RequestStatus.REJECTED
-    assert "not in the canister ranges" in (refused.reject_message or "")
+    assert "not hosted by subnet" in (refused.reject_message or "")
+    assert (refused.reject_code, refused.error_code) == (4, "IC0405")
     assert a.state.canister(theirs) is None
 
 
