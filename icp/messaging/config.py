@@ -17,6 +17,9 @@ from icp.messaging.xnet import DEFAULT_STREAM_MESSAGE_LIMIT, SYSTEM_SUBNET_STREA
 from icp.principal import Principal
 from icp.state.replicated_state import NetworkTopology
 
+DEFAULT_QUEUE_CAPACITY: Final = 500
+"""Requests one canister may have waiting in another's input queue (dfinity/ic)."""
+
 PRIORITY_RESET_ROUNDS: Final = 24 * 3600
 """Accumulated priorities are reset every ~day of rounds (protocol digest §4.5)."""
 
@@ -78,6 +81,7 @@ class SubnetExecutionConfig:
     ingress_limits: IngressLimits = APPLICATION_SUBNET_LIMITS
     scheduler: SchedulerConfig = SchedulerConfig()
     max_stream_messages: int = DEFAULT_STREAM_MESSAGE_LIMIT  # back-pressure per stream
+    max_queue_requests: int = DEFAULT_QUEUE_CAPACITY  # requests per (sender, receiver) queued
     max_slice_messages: int = 1_000  # messages the payload builder pulls per slice
     max_xnet_bytes_per_block: int = 4 * 1024 * 1024
     topology: NetworkTopology | None = None

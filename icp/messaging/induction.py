@@ -57,7 +57,9 @@ from icp.messaging.stream_builder import (
     destination_not_found,
     enqueue_input,
     enqueue_management,
+    input_queue_full,
     management_target,
+    queue_full,
 )
 from icp.messaging.xnet import StreamError, check_slice
 from icp.principal import Principal
@@ -240,7 +242,10 @@ def _reject_signal_response(request: CanisterRequest) -> CanisterResponse:
 
 
 def induct_slice(
-    state: ReplicatedState, source: Principal, certified_slice: bytes
+    state: ReplicatedState,
+    source: Principal,
+    certified_slice: bytes,
+    config: SubnetExecutionConfig,
 ) -> ReplicatedState:
     """Verify one certified slice from ``source`` and induct its signals and messages.
 
@@ -268,13 +273,18 @@ def induct_slice(
         if isinstance(message, CanisterRequest):
             if message.receiver == MANAGEMENT_CANISTER:
                 state = enqueue_management(state, message)
-            elif state.canister(message.receiver) is not None:
-                state = enqueue_input(state, message.receiver, message)
-            else:
+            elif state.canister(message.receiver) is None:
                 reverse = state.stream_to(source).push(
                     destination_not_found(message), limit=UNLIMITED
                 )
                 state = state.with_stream(source, reverse)
+            elif input_queue_full(state, message, config):
+                reject = queue_full(message, "its input queue")
+                state = state.with_stream(
+                    source, state.stream_to(source).push(reject, limit=UNLIMITED)
+                )
+            else:
+                state = enqueue_input(state, message.receiver, message)
         elif isinstance(message, CanisterResponse):
             if state.canister(message.originator) is not None:
                 state = enqueue_input(state, message.originator, message)
@@ -292,11 +302,10 @@ def induct_xnet(
 
     Spec: protocol digest §4.1 step 2(a), §4.3.
     """
-    del config
     for item in slices:
         try:
             source = Principal(item.source_subnet)
-            state = induct_slice(state, source, item.certified_slice)
+            state = induct_slice(state, source, item.certified_slice, config)
         except (StreamSliceError, StreamError, StateError, ValueError):
             continue
     return state

@@ -132,6 +132,21 @@ def record_ingress_result(
     return history.set_status(message_id, new)
 
 
+def input_queue_full(
+    state: ReplicatedState, request: CanisterRequest, config: SubnetExecutionConfig
+) -> bool:
+    """Return whether the receiver's input queue holds ``max_queue_requests`` from the sender.
+
+    Spec: interface spec §5.4 ("queue full ⇒ SYS_TRANSIENT"); dfinity/ic
+    ``DEFAULT_QUEUE_CAPACITY`` = 500 messages per canister pair.
+    """
+    queue = state.messaging.queues_of(request.receiver).input
+    if len(queue) < config.max_queue_requests:
+        return False
+    pending = sum(1 for m in queue if isinstance(m, CanisterRequest) and m.sender == request.sender)
+    return pending >= config.max_queue_requests
+
+
 def enqueue_input(
     state: ReplicatedState, receiver: bytes, message: InputMessage
 ) -> ReplicatedState:
@@ -187,6 +202,8 @@ def route_output(
             if destination is None or destination == state.subnet_id:
                 return enqueue_management(state, output)
         elif state.canister(output.receiver) is not None:
+            if input_queue_full(state, output, config):
+                return enqueue_input(state, output.sender, queue_full(output, "its input queue"))
             return enqueue_input(state, output.receiver, output)
         else:
             destination = state.topology.routing_table.route(Principal(output.receiver))

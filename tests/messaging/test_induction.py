@@ -106,7 +106,7 @@ def test_signals_collect_garbage_and_reject_signals_become_rejects(
     b.certify()
     data = b.slice_for(a.id, 0, 10)
     assert data is not None
-    after = induct_slice(a.state, b.id, data)
+    after = induct_slice(a.state, b.id, data, a.config)
     assert after.stream_to(b.id).header.begin == 3  # garbage-collected
     queue = after.messaging.queues_of(caller.raw).input
     assert len(queue) == 1 and isinstance(queue[0], CanisterResponse)

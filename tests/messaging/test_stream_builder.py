@@ -59,3 +59,20 @@ def test_back_pressure_rejects_requests_but_never_responses(engine: WasmtimeEngi
     queue = after.messaging.queues_of(local.raw).input
     assert [m.callback_id for m in queue] == [2, 3]
     assert all(isinstance(m, CanisterResponse) and isinstance(m.response, Reject) for m in queue)
+
+
+def test_full_input_queue_rejects_requests_per_sender(engine: WasmtimeEngine) -> None:
+    (sub,) = make_net(1, engine, max_queue_requests=2)
+    d = Driver([sub])
+    x, y, z = (d.create_canister(sub.id) for _ in range(3))
+    from_x = [CanisterRequest(x.raw, z.raw, "m", b"", 1, i) for i in range(3)]
+    from_y = [CanisterRequest(y.raw, z.raw, "m", b"", 1, 10)]
+    responses = [CanisterResponse(z.raw, x.raw, 20 + i, Reply(b""), 0) for i in range(3)]
+    after = route_outputs(sub.state, [*from_x, *from_y, *responses], sub.config)
+    # z holds two requests from x, one from y; responses to z are never refused
+    z_queue = after.messaging.queues_of(z.raw).input
+    assert z_queue == (from_x[0], from_x[1], from_y[0], *responses)
+    x_queue = after.messaging.queues_of(x.raw).input
+    assert len(x_queue) == 1 and isinstance(x_queue[0], CanisterResponse)
+    assert x_queue[0].callback_id == 2 and isinstance(x_queue[0].response, Reject)
+    assert x_queue[0].response.error_code == "IC0201" and x_queue[0].response.code == 2
