@@ -149,3 +149,18 @@ def test_unknown_management_method_is_rejected(engine: WasmtimeEngine) -> None:
     d = Driver([sub])
     status = management_call(d, sub.id, "no_such_method", encode([], []))
     assert status.status is RequestStatus.REJECTED and status.error_code == "IC0407"
+
+
+def test_motoko_recurring_timer_ticks_with_batch_time(
+    engine: WasmtimeEngine, motoko: Callable[[str], bytes]
+) -> None:
+    (sub,) = make_net(1, engine)
+    d = Driver([sub])
+    ticker = d.create_canister(sub.id)
+    d.install(sub.id, ticker, motoko("timer"))
+    d.step(advance=5_000_000_000)
+    assert decode(query(sub, ticker, "get", encode([], [])), [Nat]) == [0]
+    for _ in range(4):
+        d.step(advance=11_000_000_000)  # the timer job runs through a self-call
+    ticks = decode(query(sub, ticker, "get", encode([], [])), [Nat])[0]
+    assert 3 <= ticks <= 4
