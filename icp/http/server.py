@@ -250,10 +250,15 @@ class HttpFrontend:
         )
         app.router.add_get("/api/v2/status", self._h_status)
         app.router.add_post("/api/v2/canister/{ecid}/call", self._h_call_v2)
+        # v3 and v4 (canister-migration era) calls are both synchronous; our
+        # delegations carry both the old and the sharded canister-range layouts.
         app.router.add_post("/api/v3/canister/{ecid}/call", self._h_call_v3)
-        app.router.add_post("/api/v2/canister/{ecid}/query", self._h_query)
-        app.router.add_post("/api/v2/canister/{ecid}/read_state", self._h_read_state)
-        app.router.add_post("/api/v2/subnet/{subnet}/read_state", self._h_read_state_subnet)
+        app.router.add_post("/api/v4/canister/{ecid}/call", self._h_call_v3)
+        for version in ("v2", "v3"):
+            api = f"/api/{version}"
+            app.router.add_post(f"{api}/canister/{{ecid}}/query", self._h_query)
+            app.router.add_post(f"{api}/canister/{{ecid}}/read_state", self._h_read_state)
+            app.router.add_post(f"{api}/subnet/{{subnet}}/read_state", self._h_read_state_subnet)
         from icp.http import dashboard
 
         dashboard.add_routes(app, self)
