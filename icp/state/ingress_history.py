@@ -138,9 +138,10 @@ class IngressHistory:
                 f"ingress history is full ({INGRESS_HISTORY_MAX_MESSAGES} messages)"
             )
         index = self.by_expiry
-        if old is not None and old.expiry != new.expiry:
-            index = index.remove(_expiry_key(old.expiry, message_id))
-        index = index.set(_expiry_key(new.expiry, message_id), message_id)
+        if old is None or old.expiry != new.expiry:  # else the index entry is already right
+            if old is not None:
+                index = index.remove(_expiry_key(old.expiry, message_id))
+            index = index.set(_expiry_key(new.expiry, message_id), message_id)
         return IngressHistory(self.entries.set(message_id, new), index)
 
     def forget_replies(self, message_id: bytes) -> IngressHistory:
