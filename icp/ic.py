@@ -175,6 +175,12 @@ class Subnet:
         self.network = network
         self.replicas: list[Replica] = []
         self.state_dir: Path | None = None
+        self.down: set[int] = set()
+        """Nodes cut off from the network (``InternetComputer.disconnect``)."""
+
+    def live(self) -> list[Replica]:
+        """Return the replicas that are connected."""
+        return [r for r in self.replicas if r.node not in self.down]
 
     @property
     def n(self) -> int:
@@ -196,12 +202,12 @@ class Subnet:
         )
 
     def certified_height(self) -> Height:
-        """Return the lowest certified height among the subnet's replicas."""
-        return Height(min(r.state.certified_height or 0 for r in self.replicas))
+        """Return the lowest certified height among the subnet's connected replicas."""
+        return Height(min(r.state.certified_height or 0 for r in self.live()))
 
     def serving_replica(self) -> Replica:
         """Return the replica that answers queries and read_state (highest certified)."""
-        return max(self.replicas, key=lambda r: (r.state.certified_height or -1, -r.node))
+        return max(self.live(), key=lambda r: (r.state.certified_height or -1, -r.node))
 
 
 def subnet_id_of(public_key_der: bytes) -> Principal:
@@ -340,6 +346,7 @@ class InternetComputer:
                         execute=execute,
                         payload_builder=builders,
                         now=self.now,
+                        state_sync=self._state_sync_for(subnet, node),
                     )
                 else:
                     if node_dir is not None and node_dir.exists():
@@ -361,12 +368,29 @@ class InternetComputer:
                         payload_builder=builders,
                         now=self.now,
                         state_dir=node_dir,
+                        engine=self.engine,
+                        state_sync=self._state_sync_for(subnet, node),
                     )
                 subnet.replicas.append(replica)
                 self._schedule_tick(subnet.index, node, self.now)
                 self._push(Time(self.now + TIMER_INTERVAL), 1, subnet.index, node, None)
         if restarting:
             self.now = Time(max(self.now, self._restored_time()))
+
+    def _state_sync_for(
+        self, subnet: Subnet, node: int
+    ) -> Callable[[Height], dict[str, bytes] | None]:
+        """Return node ``node``'s state-sync client: checkpoint files from a live peer."""
+
+        def fetch(height: Height) -> dict[str, bytes] | None:
+            for peer in subnet.live():
+                if peer.node != node:
+                    files = peer.checkpoint_files(height)
+                    if files is not None:
+                        return files
+            return None
+
+        return fetch
 
     def _restored_time(self) -> int:
         return max(r.state.latest_state.time for s in self.subnets for r in s.replicas)
@@ -437,12 +461,26 @@ class InternetComputer:
         self._pending_tick[(subnet, node)] = at
         self._push(at, 0, subnet, node, None)
 
+    def disconnect(self, subnet: Subnet, node: int) -> None:
+        """Cut a node off: it neither ticks nor receives until ``reconnect`` (a crash).
+
+        The subnet keeps going while at most f of its nodes are cut off.
+        """
+        subnet.down.add(node)
+
+    def reconnect(self, subnet: Subnet, node: int) -> None:
+        """Bring a cut-off node back; its peers re-send what it missed."""
+        subnet.down.discard(node)
+        self._push(Time(self.now + TIMER_INTERVAL), 1, subnet.index, node, None)
+
     def run_until(self, until: int) -> None:
         """Process every event up to virtual time ``until``; the clock ends there."""
         while self._queue and self._queue[0][0] <= until:
             at, _, kind, s, node, artifact = heapq.heappop(self._queue)
             self.now = Time(max(self.now, at))
             subnet = self.subnets[s]
+            if node in subnet.down:
+                continue
             if kind == 2:
                 assert artifact is not None
                 subnet.replicas[node].on_artifact(artifact)
@@ -571,10 +609,10 @@ class InternetComputer:
                 str(exc), http_status=exc.http_status, error_code=exc.error_code
             ) from None
         self._ingress_filter(subnet, message)
-        entry = subnet.replicas[0]
+        entry = subnet.live()[0]  # the node the client reached; it gossips the message
         if entry.submit(message):
-            self._broadcast(subnet, 0, message)
-        self._schedule_tick(subnet.index, 0, self.now)
+            self._broadcast(subnet, entry.node, message)
+        self._schedule_tick(subnet.index, entry.node, self.now)
         return message.message_id
 
     def _ingress_filter(self, subnet: Subnet, message: SignedIngress) -> None:

@@ -39,6 +39,8 @@ state manager per node), ``rs/consensus/certification`` (certifier, aggregation)
 from __future__ import annotations
 
 import pickle
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -89,6 +91,8 @@ CUPS_DIR: Final = "cups"
 CHAIN_DIR: Final = "chain"
 CHECKPOINTS_DIR: Final = "checkpoints"
 KEEP_CUPS: Final = 3
+KEEP_SERVED_CHECKPOINTS: Final = 2
+MAX_PENDING_CERTIFICATIONS: Final = 16
 
 
 class ReplicaError(Exception):
@@ -217,11 +221,15 @@ class Replica:
         now: Time = TIME_ZERO,
         state_dir: Path | None = None,
         dkg: DkgBackend | None = None,
+        engine: ModuleEngine | None = None,
+        state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
     ) -> None:
         """Start node ``node`` of the subnet ``setup`` from ``cup`` (default: genesis).
 
         ``state`` holds the state at the CUP's height.  ``payload_builder`` makes the
         node's payload builder from the replica (it needs the ingress pool and state).
+        ``engine`` recompiles canister modules when a checkpoint is loaded;
+        ``state_sync(height)`` fetches a peer's checkpoint files of a summary height.
         """
         self.setup = setup
         self.node = NodeIndex(node)
@@ -237,6 +245,12 @@ class Replica:
         self._to_certify: list[tuple[Height, bytes]] = []
         self._outbox: list[ReplicaArtifact] = []
         self._persisted_cup = Height(-1)
+        self._pending_certifications: dict[Height, Certification] = {}
+        self._checkpoint_files: dict[Height, dict[str, bytes]] = {}
+        self.engine = engine
+        self.state_sync = state_sync
+        self.state_syncs = 0
+        self._last_certification_broadcast = Time(now)
         self._persisted_chain = Height(setup.cup.height if cup is None else cup.height)
         self.executed_heights = 0
         builder = payload_builder(self) if payload_builder is not None else None
@@ -277,6 +291,14 @@ class Replica:
         """Run consensus and certification; return the artifacts to broadcast."""
         out: list[ReplicaArtifact] = list(self.consensus.tick(now))
         out.extend(self._certify())
+        if (
+            now - self._last_certification_broadcast
+            >= self.consensus.ctx.config.rebroadcast_interval
+        ):
+            # a lagging peer that catches up needs the latest certification again
+            self._last_certification_broadcast = now
+            if self.state.certified_height is not None:
+                out.append(self.state.certified_state()[1])
         out.extend(self._outbox)
         self._outbox.clear()
         if self.state_dir is not None:
@@ -332,6 +354,8 @@ class Replica:
     # -- batches and certification -------------------------------------------------------
 
     def _on_batch(self, batch: Batch) -> bytes:
+        if batch.height > self.state.latest_height + 1:
+            self._sync_state(Height(batch.height - 1))
         previous = self.state.latest_state
         new = self.execute(previous, batch)
         root = self.state.commit(new)
@@ -339,9 +363,64 @@ class Replica:
         self.ingress_pool.remove(ingress_ids(batch))
         self._to_certify.append((batch.height, root))
         if batch.requires_checkpoint:
+            files = checkpoint.serialize_state(new, self.state.codec)
+            self._checkpoint_files[batch.height] = files
+            for old in sorted(self._checkpoint_files)[:-KEEP_SERVED_CHECKPOINTS]:
+                del self._checkpoint_files[old]
             manifest = self.state.state_hash(batch.height)
-            return manifest if manifest is not None else checkpoint.state_hash(new)
+            return manifest or checkpoint.compute_manifest(files).root_hash()
         return root
+
+    def checkpoint_files(self, height: Height) -> dict[str, bytes] | None:
+        """Return the checkpoint files of a recent summary height (served to peers)."""
+        return self._checkpoint_files.get(height)
+
+    def _sync_state(self, height: Height) -> None:
+        """Fetch the checkpoint of the adopted CUP's height from peers and start from it.
+
+        Raises ``ReplicaError`` if no peer serves files matching the CUP's state hash.
+        Spec: protocol digest §4.7 (state sync: a node behind the CUP downloads the
+        checkpoint, verifying every chunk against the manifest hash in the CUP).
+        """
+        cup = self.consensus.reader.cup()
+        if cup.height != height or self.state_sync is None:
+            raise ReplicaError(f"node {self.node} cannot sync the state of height {height}")
+        files = self.state_sync(height)
+        if files is None or checkpoint.compute_manifest(files).root_hash() != (
+            cup.content.state_hash
+        ):
+            raise ReplicaError(f"no peer serves the state of height {height} with the CUP's hash")
+        root = (
+            self.state_dir / CHECKPOINTS_DIR
+            if self.state_dir is not None
+            else Path(tempfile.mkdtemp(prefix="icp-state-sync-"))
+        )
+        path = checkpoint.checkpoint_dir(root, height)
+        if not path.exists():
+            tmp = root / "sync"
+            shutil.rmtree(tmp, ignore_errors=True)
+            for rel, data in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+            manifest = checkpoint.compute_manifest(files)
+            (tmp / checkpoint.MANIFEST_FILE).write_bytes(manifest.to_cbor())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.rename(path)
+        loaded = checkpoint.load_checkpoint(
+            path, engine=self.engine, expected_state_hash=cup.content.state_hash
+        )
+        if self.state_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+        self.state = StateManager(
+            loaded.state,
+            checkpoint_root=self.state.checkpoint_root,
+            checkpoint_interval=self.state.checkpoint_interval,
+            initial_state_hash=cup.content.state_hash,
+            codec=self.state.codec,
+        )
+        self._checkpoint_files[height] = files
+        self._to_certify.clear()
+        self.state_syncs += 1
 
     def _needs_certification(self, height: Height) -> bool:
         certified = self.state.certified_height
@@ -354,7 +433,6 @@ class Replica:
         for height, root in pending:
             if not self._needs_certification(height):
                 continue
-            group = self.threshold_key
             transcript_share = self._own_share()
             if transcript_share is not None:
                 content = CertificationContent(height, root)
@@ -364,7 +442,11 @@ class Replica:
                 share = CertificationShare(content, NodeIndex(transcript_share.index), signature)
                 self.certifier.add_share(share)
                 out.append(share)
-            del group
+        for height in sorted(self._pending_certifications):
+            if height <= self.state.latest_height:
+                waiting = self._pending_certifications.pop(height)
+                if self._needs_certification(height) and self.state.root_hash(height):
+                    self._accept(waiting)
         for height in sorted(self.certifier.shares):
             if not self._needs_certification(height):
                 continue
@@ -387,13 +469,18 @@ class Replica:
     def _on_certification(self, certification: Certification) -> None:
         if not self._needs_certification(certification.height):
             return
-        if self.state.root_hash(certification.height) is None:
-            return  # not executed yet (or already purged): our own shares will do
         try:
             verify_certification(certification, self.public_key_der)
         except CertificationError:
             return
-        self._accept(certification)
+        if certification.height > self.state.latest_height:
+            # not executed yet (we lag behind): keep it for when we get there
+            self._pending_certifications[certification.height] = certification
+            for old in sorted(self._pending_certifications)[:-MAX_PENDING_CERTIFICATIONS]:
+                del self._pending_certifications[old]
+            return
+        if self.state.root_hash(certification.height) is not None:
+            self._accept(certification)
 
     def _accept(self, certification: Certification) -> bool:
         try:
@@ -448,6 +535,7 @@ class Replica:
         now: Time = TIME_ZERO,
         dkg: DkgBackend | None = None,
         checkpoint_interval: int | None = None,
+        state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
     ) -> Replica:
         """Restart a node from its state directory: checkpoint + CUP, then the chain above.
 
@@ -487,6 +575,8 @@ class Replica:
                 now=now,
                 state_dir=state_dir,
                 dkg=dkg,
+                engine=engine,
+                state_sync=state_sync,
             )
             replica._persisted_chain = _last_chain_height(state_dir)
             for artifact in _load_chain(state_dir, cup.height):

@@ -230,3 +230,24 @@ def test_restart_keeps_replied_updates(motoko: Callable[[str], bytes], tmp_path:
         assert status is not None and status.reply == result.reply
     following = call(again, cid, "inc", NO_ARGS)
     assert decode(following.reply or b"", [Nat]) == [len(results) + 1]
+
+
+def test_a_subnet_survives_a_crashed_node_which_then_catches_up(
+    counter_ic: tuple[InternetComputer, Principal, bytes],
+) -> None:
+    ic, cid, _ = counter_ic
+    app = ic.applications[0]
+    ic.disconnect(app, 3)
+    before = decode(call(ic, cid, "inc", NO_ARGS).reply or b"", [Nat])[0]
+    after = decode(call(ic, cid, "inc", NO_ARGS).reply or b"", [Nat])[0]
+    assert after == before + 1  # 3 of 4 nodes finalize, execute and certify
+    ic.tick(21)  # the others pass a summary height: a CUP the lagging node must jump to
+    lagging = app.replicas[3]
+    assert lagging.state.latest_height < app.certified_height() - 20
+    ic.reconnect(app, 3)
+    ic.tick(2)
+    height = app.certified_height()
+    assert lagging.state_syncs == 1  # it fetched the CUP's checkpoint from a peer
+    assert lagging.state.certified_height is not None and lagging.state.certified_height >= height
+    assert len({r.state.root_hash(height) for r in app.replicas}) == 1
+    assert decode(call(ic, cid, "inc", NO_ARGS).reply or b"", [Nat]) == [after + 1]
