@@ -41,6 +41,7 @@ from icp.candid import (
     args_to_text,
     decode,
     encode,
+    idl_hash,
     parse_args,
 )
 from icp.candid.types import Prim, is_null_like, resolve
@@ -57,14 +58,21 @@ NAMES = ["a", "b", "owner", "amount", "Ok", "Err", "☃", "with space", "_1"]
 keys = st.one_of(st.sampled_from(NAMES), st.integers(0, 2**32 - 1))
 
 
+def _distinct_ids(fields: dict[str | int, Type]) -> bool:
+    """Field names hash to ids (``idl_hash``); a name may collide with a numeric id."""
+    ids = [idl_hash(k) if isinstance(k, str) else k for k in fields]
+    return len(set(ids)) == len(ids)
+
+
 def _record(children: st.SearchStrategy[Type]) -> st.SearchStrategy[Type]:
-    named = st.dictionaries(keys, children, max_size=4).map(Record)
+    named = st.dictionaries(keys, children, max_size=4).filter(_distinct_ids).map(Record)
     tuple_ = st.lists(children, min_size=1, max_size=3).map(Record)
     return st.one_of(named, tuple_)
 
 
 def _variant(children: st.SearchStrategy[Type]) -> st.SearchStrategy[Type]:
-    return st.dictionaries(keys, children, min_size=1, max_size=4).map(Variant)
+    fields = st.dictionaries(keys, children, min_size=1, max_size=4)
+    return fields.filter(_distinct_ids).map(Variant)
 
 
 def _extend(children: st.SearchStrategy[Type]) -> st.SearchStrategy[Type]:
