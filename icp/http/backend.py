@@ -135,6 +135,4 @@ def resolve_effective_canister_id(
     raise ICError(
         f"effective canister id {ecid} is not in the canister ranges of any subnet",
         http_status=400,
-        reject_code=3,
-        error_code="IC0301",
     )

@@ -56,6 +56,9 @@ POLL_INTERVAL: Final = 0.01
 CLOCK_STEP: Final = 50_000_000
 """Largest slice of virtual time (ns) run before yielding to pending requests."""
 
+CANISTER_LEVEL_REJECTS: Final = frozenset({3, 4, 5})
+"""Reject codes of refusals by the destination (DESTINATION_INVALID, CANISTER_*)."""
+
 CORS_HEADERS: Final = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, HEAD, OPTIONS",
@@ -110,10 +113,11 @@ def error_reply(exc: ICError, endpoint: str = "") -> HttpReply:
     """Return the HTTP response for a refused request.
 
     ``endpoint`` is ``call_v2`` or ``call_v3`` for the call endpoints, whose refusals
-    with a reject code (the canister or the system refused the message before it was
-    accepted) are 200 CBOR bodies.  Spec: interface spec §1.1.
+    by the destination (missing canister, ``inspect_message`` said no: reject codes
+    3-5) are 200 CBOR bodies; malformed or unauthenticated requests are 4xx text.
+    Spec: interface spec §1.1.
     """
-    if exc.reject_code and exc.http_status < 500:
+    if exc.reject_code in CANISTER_LEVEL_REJECTS and exc.http_status < 500:
         if endpoint == "call_v2":
             return cbor_reply(reject_fields(exc))
         if endpoint == "call_v3":
