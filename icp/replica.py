@@ -45,8 +45,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import attrs
-
 from icp.consensus.artifacts import (
     CatchUpPackage,
     ConsensusArtifact,
@@ -73,7 +71,6 @@ from icp.state.certification import (
     verify_certification,
 )
 from icp.state.checkpoint import ModuleEngine
-from icp.state.ingress_history import IngressStatus
 from icp.state.manager import StateManager
 from icp.state.replicated_state import ED25519_DER_PREFIX, ReplicatedState
 from icp.types import Height, NodeIndex, Time
@@ -192,14 +189,6 @@ class Certifier:
 
 
 # ---------------------------------------------------------------------------- replica
-
-
-@attrs.frozen(slots=True)
-class QueryAnswer:
-    """A query's outcome signed by the node that ran it (fields of interface spec §1.6)."""
-
-    response: dict[str, Any]
-    """The CBOR map the HTTP layer returns: status, reply/reject fields, signatures."""
 
 
 class Replica:
@@ -649,8 +638,3 @@ __all__ = [
     "node_id_of",
     "node_public_key_der",
 ]
-
-
-def ingress_status(state: ReplicatedState, request_id: bytes) -> IngressStatus | None:
-    """Return the status of ``request_id`` in ``state``'s ingress history."""
-    return state.ingress_history.get(request_id)
