@@ -164,3 +164,27 @@ def test_motoko_recurring_timer_ticks_with_batch_time(
         d.step(advance=11_000_000_000)  # the timer job runs through a self-call
     ticks = decode(query(sub, ticker, "get", encode([], [])), [Nat])[0]
     assert 3 <= ticks <= 4
+
+
+def test_messages_queued_for_a_deleted_canister_are_rejected(
+    engine: WasmtimeEngine, counter_wat: bytes
+) -> None:
+    from icp.execution.management import CanisterIdRecord
+
+    d, (c,) = counter_net(engine, counter_wat)
+    sub = d.subnets[0]
+    mgmt = Principal.management_canister()
+    target = encode([CanisterIdRecord], [{"canister_id": c}])
+    incs = [d.submit(sub.id, c, "inc", b"") for _ in range(3)]
+    stop = d.submit(sub.id, mgmt, "stop_canister", target)
+    delete = d.submit(sub.id, mgmt, "delete_canister", target)
+    d.step()  # management calls run first in the round: the canister is gone
+    for mid in (stop, delete):
+        status = d.status(sub.id, mid)
+        assert status is not None and status.status is RequestStatus.REPLIED
+    assert sub.state.canister(c) is None
+    for mid in incs:
+        status = d.status(sub.id, mid)
+        assert status is not None and status.status is RequestStatus.REJECTED
+        assert (status.reject_code, status.error_code) == (3, "IC0301")
+    assert sub.state.messaging.pending_messages() == 0
