@@ -60,7 +60,7 @@ def crypto_cost_per_height(n: int, rounds: int = 3) -> float:
     best = float("inf")
     for r in range(rounds):
         message = b"height %d" % r
-        start = time.perf_counter()
+        start = time.process_time()
         assert crypto.verify_basic(basic_pk, message, crypto.sign_basic(basic_sk, message))
         for kind, public, shares_of in ((b"beacon", low, low_shares), (b"tape", low, low_shares),
                                         (b"certification", high, high_shares)):  # fmt: skip
@@ -78,7 +78,7 @@ def crypto_cost_per_height(n: int, rounds: int = 3) -> float:
             quorum = 2 * f + 1
             aggregate = crypto.aggregate(shares[:quorum])
             assert crypto.verify_multi(pks[:quorum], m, aggregate)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best
 
 
