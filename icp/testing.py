@@ -212,6 +212,7 @@ class PocketIC:
             self.ic.subnets[-1],
         )
         self.sender: Any = Principal.anonymous()
+        self._submitted: dict[bytes, Principal] = {}
         self.ic.tick()
 
     def __del__(self) -> None:
@@ -356,6 +357,43 @@ class PocketIC:
             return _principal(record["canister_id"])
         except Exception:
             return self._default_subnet.ranges[0].start
+
+    def submit_call(self, canister_id: Any, method: str, payload: bytes) -> bytes:
+        """Submit an update call without waiting; return its request id (Rust PocketIC)."""
+        cid = (
+            _principal(canister_id) if canister_id is not None else Principal.management_canister()
+        )
+        ecid = self._effective(cid, None, method, payload)
+        try:
+            rid = self._submit(cid, method, payload, ecid)
+        except ICError as exc:
+            raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
+        self._submitted[rid] = ecid
+        return rid
+
+    def ingress_status(self, request_id: bytes) -> str | None:
+        """Return the certified status of a submitted call (None: unknown yet)."""
+        ecid = self._submitted.get(request_id)
+        if ecid is None:
+            return None
+        status = self.ic.request_status(request_id, ecid)
+        return None if status is None else status.status.value
+
+    def await_call(self, request_id: bytes) -> bytes:
+        """Run until a submitted call is answered; return the reply (``ValueError`` if rejected)."""
+        ecid = self._submitted.get(request_id)
+        if ecid is None:
+            raise ValueError(f"request 0x{request_id.hex()} was not submitted here")
+        try:
+            result = self.ic.wait_for(request_id, ecid)
+        except ICError as exc:
+            raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
+        if result.status != "replied" or result.reply is None:
+            raise ValueError(
+                f"{result.error_code or ''}: Canister rejected the message "
+                f"(reject code {result.reject_code}): {result.reject_message}"
+            )
+        return result.reply
 
     def update_call(self, canister_id: Any, method: str, payload: bytes) -> bytes:
         """Make an update call (``None``: the management canister); return the reply."""

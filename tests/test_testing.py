@@ -110,3 +110,18 @@ def test_state_dir_survives_del_and_restart(counter_wasm: bytes, tmp_path: Path)
     assert again.check_canister_exists(canister_id)
     assert decode(again.query_call(canister_id, "get", NO_ARGS), [Nat]) == [7]
     assert decode(again.update_call(canister_id, "inc", NO_ARGS), [Nat]) == [8]
+
+
+def test_submit_and_await_calls(counter_wasm: bytes) -> None:
+    pic = PocketIC()
+    canister_id = pic.create_canister()
+    pic.install_code(canister_id, counter_wasm, NO_ARGS)
+    first = pic.submit_call(canister_id, "inc", NO_ARGS)
+    second = pic.submit_call(canister_id, "inc", NO_ARGS)
+    assert first != second  # distinct nonces: two calls, not a resubmission
+    assert pic.ingress_status(first) is None  # nothing ran yet
+    replies = sorted(decode(pic.await_call(rid), [Nat])[0] for rid in (first, second))
+    assert replies == [1, 2]
+    assert pic.ingress_status(first) == "replied"
+    with pytest.raises(ValueError):
+        pic.await_call(b"\x00" * 32)
