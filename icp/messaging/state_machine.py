@@ -49,18 +49,21 @@ __all__ = [
 
 
 def update_ingress_history(
-    history: IngressHistory, now: Time, permitted_drift: int
+    history: IngressHistory, now: Time, permitted_drift: int, since: int = 0
 ) -> IngressHistory:
     """Forget replies of expired requests and prune ids that can no longer be resubmitted.
 
     A request id stays in the history while a message with that id could still be
     inducted (``expiry >= now - permitted_drift``), so it never executes twice.
+    Replies are forgotten for requests that expired in ``[since, now)`` (``since``:
+    the previous batch time, so each batch only visits newly expired entries; a
+    reply that arrives after its request expired is kept until pruned).
     Spec: interface spec §"Request status" (replied/rejected → done); protocol
     digest §4.7 (ingress history kept until expiry).
     """
     history = history.prune(Time(now - permitted_drift))
     finished: list[bytes] = []
-    for key, message_id in history.by_expiry.items_from(b""):
+    for key, message_id in history.by_expiry.items_from(max(0, since).to_bytes(8, "big")):
         if int.from_bytes(key[:8], "big") >= now:
             break
         status = history.get(message_id)
@@ -84,6 +87,7 @@ def execute_batch_with_stats(
         )
     if batch.height <= state.height:
         raise StateError(f"batch {batch.height} does not follow the state at {state.height}")
+    previous_time = state.time
     state = state.at_height(Height(batch.height), Time(max(batch.time, state.time)))
     if config.topology is not None and config.topology != state.topology:
         state = state.with_topology(config.topology)
@@ -91,7 +95,7 @@ def execute_batch_with_stats(
     state = induct_ingress(state, parse_batch_ingress(batch.payload.ingress, config), config)
     state, stats = execute_round(state, config, batch.randomness)
     history = update_ingress_history(
-        state.ingress_history, state.time, config.ingress_limits.permitted_drift
+        state.ingress_history, state.time, config.ingress_limits.permitted_drift, previous_time
     )
     state = state.with_ingress_history(history)
     metrics = attrs.evolve(

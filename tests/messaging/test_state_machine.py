@@ -272,3 +272,13 @@ def test_relay_ping_across_subnets_and_to_missing_canister(engine: WasmtimeEngin
     assert ok is not None and ok.reply == b"\x01" + (1).to_bytes(8, "little")
     assert rejected is not None and rejected.reply is not None
     assert rejected.reply[:1] == b"\x03" and b"not found" in rejected.reply
+
+
+def test_ingress_history_visits_only_newly_expired_entries() -> None:
+    replied = IngressStatus(RequestStatus.REPLIED, Time(5_000), reply=b"x")
+    history = IngressHistory().set_status(b"a" * 32, replied)
+    history = history.set_status(b"b" * 32, attrs.evolve(replied, expiry=Time(9_000)))
+    out = update_ingress_history(history, Time(10_000), permitted_drift=8_000, since=8_000)
+    a, b = out.get(b"a" * 32), out.get(b"b" * 32)
+    assert a is not None and a.status is RequestStatus.REPLIED  # expired earlier: kept
+    assert b is not None and b.status is RequestStatus.DONE
