@@ -250,11 +250,14 @@ class InternetComputer:
         consensus: ConsensusConfig = DEFAULT_CONSENSUS,
         link: LinkModel | None = None,
         state_machine: Callable[[InternetComputer, Subnet], StateMachine] | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         """Create (or, with a populated ``state_dir``, restart) an IC.
 
         ``subnets`` default: one NNS subnet and ``applications`` application subnets of
         ``nodes`` nodes each.  ``seed`` fixes every key and every network delay.
+        ``clock`` (e.g. ``time.time_ns``) makes time advance by itself: every request
+        first runs the IC up to the clock's time (virtual time never runs backwards).
         """
         self.seed = seed.to_bytes(32, "big") if isinstance(seed, int) else bytes(seed)
         self.configs = tuple(
@@ -281,6 +284,7 @@ class InternetComputer:
         self._delegations: dict[bytes, tuple[int, Delegation]] = {}
         self._data_certificates: dict[tuple[bytes, int, bytes], tuple[Height | None, bytes]] = {}
         self._state_machine = state_machine
+        self.clock = clock
         self.subnets: list[Subnet] = []
         self._build()
         self.run_while(
@@ -506,6 +510,13 @@ class InternetComputer:
             for arrival in subnet.network.transmit(node, dst, self.now):
                 self._push(arrival, 2, subnet.index, dst, artifact)
 
+    def follow_clock(self) -> None:
+        """Run up to the injected clock's time, if a clock is set and ahead of the IC."""
+        if self.clock is not None:
+            target = self.clock()
+            if target > self.now:
+                self.run_until(target)
+
     def run_while(self, condition: Callable[[], bool], max_time: int) -> bool:
         """Run in steps of 50 ms until ``condition()`` is False or ``max_time`` passes.
 
@@ -593,6 +604,7 @@ class InternetComputer:
         badly signed or misaddressed request.
         Spec: interface spec §1.2-§1.4; protocol digest §4.2.
         """
+        self.follow_clock()
         subnet = self.subnet_of(effective_canister_id)
         message = self._parse_call(body, subnet)
         expected = effective_canister_of(message)
@@ -787,6 +799,7 @@ class InternetComputer:
         """
         if (effective_canister_id is None) == (subnet_id is None):
             raise ValueError("give either an effective canister id or a subnet id")
+        self.follow_clock()
         subnet = (
             self.subnet_of(effective_canister_id)
             if effective_canister_id is not None
@@ -817,6 +830,7 @@ class InternetComputer:
         The query runs on the serving replica's certified state; its changes are
         discarded.  Spec: interface spec §1.6 (query response, node signatures).
         """
+        self.follow_clock()
         subnet = self.subnet_of(effective_canister_id)
         content, rid, sender = self._authenticate(
             body, "query", effective_canister_id, subnet.limits

@@ -17,6 +17,7 @@ from icp.crypto.hashing import cbor_encode
 from icp.crypto.user_sig import Ed25519Identity, principal_of
 from icp.ic import (
     APP_RANGE_START,
+    DEFAULT_GENESIS_TIME,
     ICError,
     InternetComputer,
     SubnetConfig,
@@ -282,3 +283,21 @@ def test_same_seed_same_certified_replies_with_canisters() -> None:
     first, second = scenario(), scenario()
     assert first == second
     assert all(first[1].values())
+
+
+def test_time_follows_an_injected_clock() -> None:
+    wall: list[int] = [DEFAULT_GENESIS_TIME]
+    ic = InternetComputer(
+        [SubnetConfig(SubnetKind.NNS, 1), SubnetConfig(SubnetKind.APPLICATION, 1)],
+        seed=2,
+        clock=lambda: wall[0],
+    )
+    ecid = ic.applications[0].ranges[0].start
+    wall[0] += 30 * 10**9  # half a minute passes outside
+
+    def certified_time() -> int:
+        body = envelope(read_state_content(ANON, [["time"]], wall[0] + 10**9))
+        return Certificate.from_cbor(cbor_decode(ic.read_state(body, ecid))["certificate"]).time()
+
+    assert certified_time() >= DEFAULT_GENESIS_TIME + 29 * 10**9  # the IC ran meanwhile
+    assert ic.time() == wall[0]
