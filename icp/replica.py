@@ -59,7 +59,13 @@ from icp.consensus.dkg import DkgBackend, to_threshold_public_key
 from icp.consensus.genesis import SubnetSetup, make_replica
 from icp.consensus.replica import Batch, ConsensusReplica
 from icp.crypto.hashing import hash_of_map
-from icp.messaging.ingress import IngressPool, SignedIngress, parse_call_envelope
+from icp.messaging.ingress import (
+    IngressError,
+    IngressPool,
+    SignedIngress,
+    check_ingress,
+    parse_call_envelope,
+)
 from icp.principal import Principal
 from icp.state import checkpoint
 from icp.state.certification import (
@@ -240,6 +246,7 @@ class Replica:
         self.state_sync = state_sync
         self.state_syncs = 0
         self._last_certification_broadcast = Time(now)
+        self._clock = Time(now)
         self._persisted_chain = Height(setup.cup.height if cup is None else cup.height)
         self.executed_heights = 0
         builder = payload_builder(self) if payload_builder is not None else None
@@ -266,8 +273,7 @@ class Replica:
     def on_artifact(self, artifact: ReplicaArtifact) -> None:
         """Accept an artifact from a peer."""
         if isinstance(artifact, SignedIngress):
-            if artifact.message_id not in self.state.latest_state.ingress_history.entries:
-                self.ingress_pool.add(artifact)
+            self._on_ingress(artifact)
         elif isinstance(artifact, CertificationShare):
             if self._needs_certification(artifact.content.height):
                 self.certifier.add_share(artifact)
@@ -276,8 +282,25 @@ class Replica:
         else:
             self.consensus.on_artifact(artifact)
 
+    def _on_ingress(self, message: SignedIngress) -> None:
+        """Validate a gossiped ingress message (signature, anonymity rules) and pool it.
+
+        Expiry is checked against the node's clock as of its last tick; invalid messages
+        are dropped.
+        Spec: protocol digest §4.2 (the ingress pool holds validated messages).
+        """
+        latest = self.state.latest_state
+        if message.message_id in latest.ingress_history.entries:
+            return
+        try:
+            check_ingress(message, Time(max(self._clock, latest.time)))
+        except IngressError:
+            return
+        self.ingress_pool.add(message)
+
     def tick(self, now: Time) -> list[ReplicaArtifact]:
         """Run consensus and certification; return the artifacts to broadcast."""
+        self._clock = max(self._clock, now)
         out: list[ReplicaArtifact] = list(self.consensus.tick(now))
         out.extend(self._certify())
         if (
