@@ -841,6 +841,12 @@ class InternetComputer:
             arg = bytes(content["arg"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ICError(f"malformed query: {exc}") from None
+        if not canister_id.is_management_canister and canister_id != effective_canister_id:
+            raise ICError(
+                f"the effective canister id {effective_canister_id} differs from the "
+                f"queried canister {canister_id}",
+                http_status=400,
+            )
         replica = subnet.serving_replica()
         response = self.run_query(replica, sender, canister_id, method, arg)
         fields: dict[str, Any]

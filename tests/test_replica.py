@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -139,3 +139,26 @@ def test_restore_needs_a_checkpoint_matching_a_cup(tmp_path: Path) -> None:
     setup = make_subnet(MINIMAL, CRYPTO, b"restore")
     with pytest.raises(ReplicaError):
         Replica.restore(setup, 0, CRYPTO, tmp_path)
+
+
+def test_gossiped_ingress_is_validated_before_pooling() -> None:
+    from icp.crypto.hashing import cbor_decode, cbor_encode
+    from icp.crypto.user_sig import Ed25519Identity, principal_of
+    from icp.messaging.ingress import parse_call_envelope
+    from icp.testing import call_content, envelope
+
+    replica = subnet_replicas()[0]
+    alice = Ed25519Identity.from_seed(b"\x07" * 32)
+    content = call_content(
+        "call", principal_of(alice), Principal.from_canister_index(1), "inc", b"", 10**11
+    )
+    good = parse_call_envelope(envelope(content, alice))
+    decoded = cbor_decode(envelope(content, alice))
+    assert isinstance(decoded, Mapping)
+    forged_env = dict(decoded)
+    forged_env["sender_sig"] = bytes(64)
+    forged = parse_call_envelope(cbor_encode(forged_env))
+    replica.on_artifact(forged)
+    assert forged.message_id not in replica.ingress_pool
+    replica.on_artifact(good)
+    assert good.message_id in replica.ingress_pool
