@@ -94,7 +94,7 @@ def test_expiry_window_boundaries() -> None:
 def signed_call(identity: Ed25519Identity, **overrides: object) -> tuple[dict[str, object], bytes]:
     sender = Principal.self_authenticating(identity.public_key_der())
     c = content(sender=sender.bytes, **overrides)
-    envelope = {
+    envelope: dict[str, object] = {
         "content": c,
         "sender_pubkey": identity.public_key_der(),
         "sender_sig": sign_request(identity, request_id(c)),

@@ -24,7 +24,8 @@ def test_push_slice_acknowledge() -> None:
 
 
 def test_backpressure_and_bad_headers() -> None:
-    s: Stream[int] = Stream().push(1, limit=1)
+    empty: Stream[int] = Stream()
+    s = empty.push(1, limit=1)
     with pytest.raises(StreamError, match="back-pressure"):
         s.push(2, limit=1)
     with pytest.raises(StreamError):
