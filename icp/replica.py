@@ -326,13 +326,19 @@ class Replica:
 
     # -- views --------------------------------------------------------------------------
 
-    @property
-    def threshold_key(self) -> Any:
-        """Return the subnet's high-threshold public key active at the latest height."""
-        transcript = self.consensus.ctx.transcript(
-            Height(self.state.latest_height + 1), DkgTag.HIGH
+    def _high_transcript(self, height: Height) -> Any:
+        """Return the high-threshold transcript active at ``height`` (the CUP's if unknown)."""
+        return self.consensus.ctx.transcript(
+            height, DkgTag.HIGH
         ) or self.consensus.reader.cup().summary().current_transcript(DkgTag.HIGH)
-        return to_threshold_public_key(transcript)
+
+    def threshold_key(self, height: Height) -> Any:
+        """Return the subnet's high-threshold public key (with key shares) active at ``height``.
+
+        Spec: protocol digest §3.3 (certification uses the high-threshold key active at
+        the certified height).
+        """
+        return to_threshold_public_key(self._high_transcript(height))
 
     @property
     def public_key_der(self) -> bytes:
@@ -445,7 +451,7 @@ class Replica:
         for height, root in pending:
             if not self._needs_certification(height):
                 continue
-            transcript_share = self._own_share()
+            transcript_share = self._own_share(height)
             if transcript_share is not None:
                 content = CertificationContent(height, root)
                 signature = self.crypto.sign_threshold_share(
@@ -466,17 +472,14 @@ class Replica:
             if root_hash is None:
                 continue
             certification = self.certifier.try_certify(
-                height, root_hash, self.threshold_key, self.public_key_der
+                height, root_hash, self.threshold_key(height), self.public_key_der
             )
             if certification is not None and self._accept(certification):
                 out.append(certification)
         return out
 
-    def _own_share(self) -> Any:
-        transcript = self.consensus.ctx.transcript(
-            Height(self.state.latest_height), DkgTag.HIGH
-        ) or self.consensus.reader.cup().summary().current_transcript(DkgTag.HIGH)
-        return self.consensus.ctx.keys.share_for(transcript)
+    def _own_share(self, height: Height) -> Any:
+        return self.consensus.ctx.keys.share_for(self._high_transcript(height))
 
     def _on_certification(self, certification: Certification) -> None:
         if not self._needs_certification(certification.height):

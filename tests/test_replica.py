@@ -118,7 +118,9 @@ def test_forged_certifications_are_refused() -> None:
         for dkg in victim.setup.key_stores[i].shares
         if dkg.tag.name == "HIGH"
     }
-    signature = CRYPTO.combine_threshold(victim.threshold_key, shares, wrong.signing_bytes())
+    signature = CRYPTO.combine_threshold(
+        victim.threshold_key(height), shares, wrong.signing_bytes()
+    )
     verify_certification(Certification(wrong, signature), victim.public_key_der)
     victim.on_artifact(Certification(wrong, signature))
     assert victim.state.certified_height is None
