@@ -45,6 +45,7 @@ import attrs
 from icp.consensus.config import MILLIS, ConsensusConfig
 from icp.consensus.crypto import CachingCrypto, ConsensusCrypto, RealCrypto, VerificationCache
 from icp.consensus.genesis import SubnetSetup, make_subnet
+from icp.consensus.nidkg_backend import NidkgBackend
 from icp.crypto.certificate import Delegation
 from icp.crypto.errors import AuthenticationError
 from icp.crypto.hashing import EncodingError, cbor_decode, cbor_encode, request_id
@@ -251,6 +252,7 @@ class InternetComputer:
         link: LinkModel | None = None,
         state_machine: Callable[[InternetComputer, Subnet], StateMachine] | None = None,
         clock: Callable[[], int] | None = None,
+        with_dkg: bool = False,
     ) -> None:
         """Create (or, with a populated ``state_dir``, restart) an IC.
 
@@ -258,6 +260,8 @@ class InternetComputer:
         ``nodes`` nodes each.  ``seed`` fixes every key and every network delay.
         ``clock`` (e.g. ``time.time_ns``) makes time advance by itself: every request
         first runs the IC up to the clock's time (virtual time never runs backwards).
+        ``with_dkg``: subnets re-share their threshold keys by NI-DKG every DKG interval
+        (the public key stays the same); otherwise the genesis keys sign forever.
         """
         self.seed = seed.to_bytes(32, "big") if isinstance(seed, int) else bytes(seed)
         self.configs = tuple(
@@ -285,6 +289,7 @@ class InternetComputer:
         self._data_certificates: dict[tuple[bytes, int, bytes], tuple[Height | None, bytes]] = {}
         self._state_machine = state_machine
         self.clock = clock
+        self.with_dkg = with_dkg
         self.subnets: list[Subnet] = []
         self._build()
         self.run_while(
@@ -303,7 +308,9 @@ class InternetComputer:
         for i, cfg in enumerate(self.configs):
             config = attrs.evolve(self.consensus_config, n=cfg.nodes)
             seed = hashlib.sha256(self.seed + b"subnet" + i.to_bytes(4, "big")).digest()
-            setup = make_subnet(config, self.crypto, seed, genesis_time=self.genesis_time)
+            setup = make_subnet(
+                config, self.crypto, seed, genesis_time=self.genesis_time, with_dkg=self.with_dkg
+            )
             der = setup.subnet_public_key()
             from icp.crypto.bls import public_key_to_der
 
@@ -337,6 +344,7 @@ class InternetComputer:
         restarting = self.state_dir is not None and any(self.state_dir.glob("subnet-*/node-*/cups"))
         for subnet in self.subnets:
             execute = self._execute_for(subnet)
+            dkg = NidkgBackend(subnet.setup.membership) if self.with_dkg else None
             builders = None if self._state_machine is not None else payload_builders(self, subnet)
             for node in range(subnet.n):
                 node_dir = self._node_dir(subnet, node)
@@ -350,6 +358,7 @@ class InternetComputer:
                         execute=execute,
                         payload_builder=builders,
                         now=self.now,
+                        dkg=dkg,
                         state_sync=self._state_sync_for(subnet, node),
                     )
                 else:
@@ -372,6 +381,7 @@ class InternetComputer:
                         payload_builder=builders,
                         now=self.now,
                         state_dir=node_dir,
+                        dkg=dkg,
                         engine=self.engine,
                         state_sync=self._state_sync_for(subnet, node),
                     )

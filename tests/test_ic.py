@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import wasmtime
 
@@ -17,6 +18,7 @@ from icp.crypto.hashing import cbor_encode
 from icp.crypto.user_sig import Ed25519Identity, principal_of
 from icp.ic import (
     APP_RANGE_START,
+    DEFAULT_CONSENSUS,
     DEFAULT_GENESIS_TIME,
     ICError,
     InternetComputer,
@@ -301,3 +303,23 @@ def test_time_follows_an_injected_clock() -> None:
 
     assert certified_time() >= DEFAULT_GENESIS_TIME + 4 * 10**9  # the IC ran meanwhile
     assert ic.time() == wall[0]
+
+
+def test_nidkg_resharing_keeps_the_keys_that_certificates_verify_against() -> None:
+    consensus = attrs.evolve(DEFAULT_CONSENSUS, dkg_interval_length=4)  # new keys every 5
+    ic = InternetComputer(
+        [SubnetConfig(SubnetKind.NNS, 1), SubnetConfig(SubnetKind.APPLICATION, 4)],
+        seed=3,
+        with_dkg=True,
+        consensus=consensus,
+    )
+    root_key = ic.root_key
+    ic.tick(12)
+    app = ic.applications[0]
+    dealt = {dkg for r in app.replicas for dkg in r.consensus.ctx.keys.shares}
+    assert any(dkg.start_height > 0 for dkg in dealt)  # keys from NI-DKG, not genesis
+    ecid = app.ranges[0].start
+    cert = read_state(ic, [["time"]], ecid)
+    cert.verify(root_key, ecid)
+    assert cert.time() == ic.certified_time(app)
+    assert len({r.state.root_hash(app.certified_height()) for r in app.replicas}) == 1
