@@ -306,7 +306,7 @@ def test_time_follows_an_injected_clock() -> None:
 
 
 def test_nidkg_resharing_keeps_the_keys_that_certificates_verify_against() -> None:
-    consensus = attrs.evolve(DEFAULT_CONSENSUS, dkg_interval_length=4)  # new keys every 5
+    consensus = attrs.evolve(DEFAULT_CONSENSUS, dkg_interval_length=9)  # new keys every 10
     ic = InternetComputer(
         [SubnetConfig(SubnetKind.NNS, 1), SubnetConfig(SubnetKind.APPLICATION, 4)],
         seed=3,
@@ -314,10 +314,13 @@ def test_nidkg_resharing_keeps_the_keys_that_certificates_verify_against() -> No
         consensus=consensus,
     )
     root_key = ic.root_key
-    ic.tick(12)
+    ic.tick(22)
     app = ic.applications[0]
     dealt = {dkg for r in app.replicas for dkg in r.consensus.ctx.keys.shares}
-    assert any(dkg.start_height > 0 for dkg in dealt)  # keys from NI-DKG, not genesis
+    resharing = [d for d in dealt if d.start_height > 0 and d.tag.name == "HIGH"]
+    assert resharing  # certification keys from NI-DKG resharing, not the genesis dealer
+    high = app.replicas[0]._high_transcript(app.certified_height())
+    assert high.dkg_id.start_height > 0  # the certified height was signed with them
     ecid = app.ranges[0].start
     cert = read_state(ic, [["time"]], ecid)
     cert.verify(root_key, ecid)
