@@ -207,7 +207,10 @@ class Subnet:
         return Height(min(r.state.certified_height or 0 for r in self.live()))
 
     def serving_replica(self) -> Replica:
-        """Return the replica that answers queries and read_state (highest certified)."""
+        """Return the replica that answers queries and read_state (highest certified).
+
+        Spec: interface spec §1.6 (a query is answered by one replica).
+        """
         return max(self.live(), key=lambda r: (r.state.certified_height or -1, -r.node))
 
 
@@ -448,7 +451,11 @@ class InternetComputer:
         raise ICError(f"subnet {subnet_id} does not exist", http_status=404)
 
     def subnet_of(self, canister_id: Principal) -> Subnet:
-        """Return the subnet whose ranges hold ``canister_id``; raise ``ICError`` if none."""
+        """Return the subnet whose ranges hold ``canister_id``; raise ``ICError`` if none.
+
+        Spec: interface spec §1.4 (the effective canister id must lie in some subnet's
+        canister ranges); protocol digest §4.4.
+        """
         subnet_id = self.topology.routing_table.route(canister_id)
         if subnet_id is None:
             raise ICError(
@@ -590,7 +597,10 @@ class InternetComputer:
     # -- HTTP-shaped requests -------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """Return the ``/api/v2/status`` map (root key, versions)."""
+        """Return the ``/api/v2/status`` map (root key, versions).
+
+        Spec: interface spec §1.1 (status endpoint; a local IC exposes its root key).
+        """
         return {
             "ic_api_version": "0.18.0",
             "impl_version": "icp-0.1.0",
@@ -676,7 +686,10 @@ class InternetComputer:
     def request_status(
         self, request_id: bytes, effective_canister_id: Principal
     ) -> IngressStatus | None:
-        """Return the certified status of a request on the subnet of the canister."""
+        """Return the certified status of a request on the subnet of the canister.
+
+        Spec: interface spec §1.8 (request status lifecycle).
+        """
         replica = self.subnet_of(effective_canister_id).serving_replica()
         if replica.state.certified_height is None:
             return None
@@ -745,7 +758,11 @@ class InternetComputer:
         return delegation
 
     def certificate(self, subnet: Subnet, paths: Sequence[Sequence[bytes | str]]) -> bytes:
-        """Return a certificate of ``paths`` in ``subnet``'s latest certified state."""
+        """Return a certificate of ``paths`` in ``subnet``'s latest certified state.
+
+        Spec: interface spec §2.2 (certificate with the NNS delegation for non-NNS
+        subnets).
+        """
         replica = subnet.serving_replica()
         if replica.state.certified_height is None:
             self.run_while(

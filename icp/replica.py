@@ -159,14 +159,20 @@ class Certifier:
         self.shares: dict[Height, dict[CertificationContent, dict[int, bytes]]] = {}
 
     def add_share(self, share: CertificationShare) -> None:
-        """Remember a peer's (or our own) share."""
+        """Remember a peer's (or our own) share.
+
+        Spec: protocol digest §3.3.
+        """
         by_content = self.shares.setdefault(share.content.height, {})
         by_content.setdefault(share.content, {})[share.signer] = share.signature
 
     def try_certify(
         self, height: Height, root_hash: bytes, group: Any, public_key_der: bytes
     ) -> Certification | None:
-        """Return the certification of ``(height, root_hash)`` if enough shares are here."""
+        """Return the certification of ``(height, root_hash)`` if enough shares are here.
+
+        Spec: protocol digest §3.3 (2f+1 high-threshold shares make a certification).
+        """
         content = CertificationContent(height, root_hash)
         signed = self.shares.get(height, {}).get(content, {})
         if len(signed) < group.threshold:
@@ -271,7 +277,11 @@ class Replica:
     # -- artifact interface -------------------------------------------------------------
 
     def on_artifact(self, artifact: ReplicaArtifact) -> None:
-        """Accept an artifact from a peer."""
+        """Accept an artifact from a peer.
+
+        Spec: protocol digest §1.4 (artifacts enter the unvalidated pool), §3.3
+        (certification shares), §4.2 (gossiped ingress).
+        """
         if isinstance(artifact, SignedIngress):
             self._on_ingress(artifact)
         elif isinstance(artifact, CertificationShare):
@@ -299,7 +309,10 @@ class Replica:
         self.ingress_pool.add(message)
 
     def tick(self, now: Time) -> list[ReplicaArtifact]:
-        """Run consensus and certification; return the artifacts to broadcast."""
+        """Run consensus and certification; return the artifacts to broadcast.
+
+        Spec: protocol digest §1.4, §4.1 (batches of finalized heights), §3.3.
+        """
         self._clock = max(self._clock, now)
         out: list[ReplicaArtifact] = list(self.consensus.tick(now))
         out.extend(self._certify())
