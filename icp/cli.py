@@ -201,11 +201,12 @@ def start(
 
     console = Console()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
         try:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                console.print(
+                _errors().print(
                     f"[red]error:[/] port {port} on {host} is already in use (another "
                     f"`icp start` or `dfx start`?). Stop it or pick another with --port."
                 )
@@ -229,10 +230,20 @@ def start(
             )
         print("\n".join(lines), flush=True)
 
+    async def run() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(ic, host=host, port=port, ready=ready, stop=stop)
+
     try:
-        asyncio.run(serve(ic, host=host, port=port, ready=ready))
+        asyncio.run(run())
+        print("icp: stopped", flush=True)
     except KeyboardInterrupt:
-        console.print("icp: stopped")
+        print("icp: stopped", flush=True)
     except OSError as exc:
         console.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc}")
         raise typer.Exit(2) from None
