@@ -48,7 +48,7 @@ from icp.consensus.genesis import SubnetSetup, make_subnet
 from icp.consensus.nidkg_backend import NidkgBackend
 from icp.crypto.certificate import Delegation
 from icp.crypto.errors import AuthenticationError
-from icp.crypto.hashing import EncodingError, cbor_decode, cbor_encode, request_id
+from icp.crypto.hashing import EncodingError, cbor_encode, request_id
 from icp.crypto.user_sig import SignedDelegation, authenticate_request
 from icp.execution.canister import CanisterState
 from icp.execution.engine import WasmEngine
@@ -128,10 +128,6 @@ class ICError(Exception):
         self.http_status = http_status
         self.reject_code = reject_code
         self.error_code = error_code
-
-
-class RequestRejected(ICError):
-    """An update call ended rejected (certified ``rejected`` status)."""
 
 
 @attrs.frozen
@@ -1078,16 +1074,10 @@ def _opt_bytes(value: object) -> bytes | None:
     return value
 
 
-def decode_body(body: bytes) -> Any:
-    """Decode a CBOR response body (helper for callers and tests)."""
-    return cbor_decode(body)
-
-
 __all__ = [
     "CallResult",
     "ICError",
     "InternetComputer",
-    "RequestRejected",
     "Subnet",
     "SubnetConfig",
     "SubnetKind",
