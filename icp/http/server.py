@@ -396,8 +396,51 @@ async def serve(
         await runner.cleanup()
 
 
+class BackgroundServer:
+    """Serve an IC from a daemon thread's event loop (for embedding, tests, benchmarks).
+
+    Every access to the IC then belongs to that thread: do not touch ``ic`` from
+    elsewhere until ``stop()`` returned.
+    """
+
+    def __init__(self, ic: InternetComputer, host: str = "127.0.0.1", port: int = 0) -> None:
+        import threading
+
+        self.frontend = HttpFrontend(ic)
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.port = port
+        self.runner = web.AppRunner(self.frontend.application(), access_log=None)
+
+        async def start() -> None:
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, host, port)
+            await site.start()
+            server: Any = site._server
+            self.port = int(server.sockets[0].getsockname()[1])
+
+        def main() -> None:
+            try:
+                self.loop.run_until_complete(start())
+            finally:
+                self._ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=main, name="icp-http", daemon=True)
+        self.thread.start()
+        self._ready.wait()
+        self.url = f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+
+
 __all__ = [
     "CORS_HEADERS",
+    "BackgroundServer",
     "HttpFrontend",
     "HttpReply",
     "error_reply",
