@@ -21,7 +21,9 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -69,6 +71,12 @@ def setup(ic: InternetComputer) -> Principal:
     )  # fmt: skip
     ic.call_and_wait(body("call", mgmt, "install_code", install, 1), cid)
     return cid
+
+
+def answer(data: bytes) -> dict[str, Any]:
+    value = cbor_decode(data)
+    assert isinstance(value, Mapping)
+    return dict(value)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -136,7 +144,7 @@ def main() -> None:
     fresh_queries = [body("query", cid, "get", get, 5 * 10**6 + i) for i in range(args.queries)]
     t0 = time.perf_counter()
     for data in fresh_queries:
-        assert cbor_decode(ic.query(data, cid))["status"] == "replied"
+        assert answer(ic.query(data, cid))["status"] == "replied"
     q_ref = time.perf_counter() - t0
     ic.run_until(wall_clock_ns())
     fresh_updates = [body("call", cid, "inc", get, 9 * 10**6 + i) for i in range(args.updates)]
@@ -145,8 +153,8 @@ def main() -> None:
     for rid in rids:
         assert ic.wait_for(rid, cid).status == "replied"
     u_ref = time.perf_counter() - t0
-    final = decode(cbor_decode(ic.query(body("query", cid, "get", get, 1), cid))["reply"]["arg"],
-                   [Nat])[0]  # fmt: skip
+    reply = answer(ic.query(body("query", cid, "get", get, 1), cid))["reply"]
+    final = decode(reply["arg"], [Nat])[0]
     assert final == 2 * args.updates, final
 
     q_rate, q_ref_rate = args.queries / q_secs, args.queries / q_ref
