@@ -263,9 +263,10 @@ class HttpFrontend:
             app.router.add_post(f"{api}/canister/{{ecid}}/query", self._h_query)
             app.router.add_post(f"{api}/canister/{{ecid}}/read_state", self._h_read_state)
             app.router.add_post(f"{api}/subnet/{{subnet}}/read_state", self._h_read_state_subnet)
-        from icp.http import dashboard
+        from icp.http import dashboard, gateway
 
         dashboard.add_routes(app, self)
+        gateway.add_routes(app, self)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app
