@@ -52,7 +52,6 @@ MAX_REQUEST_BYTES: Final = 5 * 1024 * 1024
 """Largest request body accepted (the replica's limit; ingress itself is ≤ 2 MiB)."""
 SYNC_CALL_TIMEOUT: Final = 10.0
 """Seconds ``/api/v3/.../call`` waits for a certified answer before answering 202."""
-POLL_INTERVAL: Final = 0.01
 CLOCK_STEP: Final = 50_000_000
 """Largest slice of virtual time (ns) run before yielding to pending requests."""
 
@@ -173,6 +172,9 @@ class HttpFrontend:
         self.max_request_bytes = max_request_bytes
         self.metrics = Metrics()
         self._clock_task: asyncio.Task[None] | None = None
+        self._waiters: dict[
+            tuple[bytes, bytes], tuple[Principal, list[asyncio.Future[HttpReply]]]
+        ] = {}
 
     # -- endpoints (small functions of the request) ---------------------------------------
 
@@ -206,16 +208,38 @@ class HttpFrontend:
             rid, ecid = self.submit(ecid_text, body)
         except ICError as exc:
             return error_reply(exc, "call_v3")
-        deadline = asyncio.get_running_loop().time() + self.sync_call_timeout
-        while True:
-            try:
-                return certified_reply(self.backend.wait_for(rid, ecid, timeout=0))
-            except ICError as exc:
-                if exc.http_status != 408:
-                    return error_reply(exc)
-            if asyncio.get_running_loop().time() >= deadline:
-                return HttpReply(202)
-            await asyncio.sleep(POLL_INTERVAL)
+        reply = self._outcome(rid, ecid)
+        if reply is not None:
+            return reply
+        waiter: asyncio.Future[HttpReply] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault((rid, ecid.raw), (ecid, []))[1].append(waiter)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), self.sync_call_timeout)
+        except TimeoutError:
+            entry = self._waiters.get((rid, ecid.raw))
+            if entry is not None and waiter in entry[1]:
+                entry[1].remove(waiter)
+                if not entry[1]:
+                    del self._waiters[(rid, ecid.raw)]
+            return HttpReply(202)
+
+    def _outcome(self, rid: bytes, ecid: Principal) -> HttpReply | None:
+        """Return the v3 answer if the request's status is certified terminal, else None."""
+        try:
+            return certified_reply(self.backend.wait_for(rid, ecid, timeout=0))
+        except ICError as exc:
+            return None if exc.http_status == 408 else error_reply(exc)
+
+    def wake_waiters(self) -> None:
+        """Answer the synchronous calls whose outcome is now certified."""
+        for key, (ecid, waiters) in list(self._waiters.items()):
+            reply = self._outcome(key[0], ecid)
+            if reply is None:
+                continue
+            del self._waiters[key]
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(reply)
 
     def query(self, ecid_text: str, body: bytes) -> HttpReply:
         """``POST /api/v2/canister/<ecid>/query``: signed CBOR response.  Spec: §1.6."""
@@ -355,10 +379,16 @@ class HttpFrontend:
         requests are served between steps.
         """
         ic: Any = self.backend
+        heights: tuple[int | None, ...] = ()
         while True:
             target = self.clock()
             if ic.now < target:
                 ic.run_until(min(target, ic.now + CLOCK_STEP))
+                if self._waiters:
+                    now = tuple(s.serving_replica().state.certified_height for s in ic.subnets)
+                    if now != heights:
+                        heights = now
+                        self.wake_waiters()
                 await asyncio.sleep(0)
             else:
                 await asyncio.sleep(max(0.001, (ic.now - target) / NANOS_PER_SECOND))
