@@ -20,10 +20,8 @@ from icp.ic import CallResult, ICError
 from icp.principal import Principal
 from icp.state.replicated_state import NetworkTopology
 
-PROVISIONAL_METHODS = frozenset(
-    {"provisional_create_canister_with_cycles", "provisional_top_up_canister"}
-)
-"""Management methods that a local (testnet) instance accepts with any effective id."""
+PROVISIONAL_METHODS = frozenset({"provisional_create_canister_with_cycles"})
+"""Management methods that may carry any effective canister id (interface spec §1.4)."""
 
 
 class Backend(Protocol):
