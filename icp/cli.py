@@ -240,7 +240,12 @@ def start(
         await serve(ic, host=host, port=port, ready=ready, stop=stop)
 
     try:
-        asyncio.run(run())
+        import importlib.util
+
+        if importlib.util.find_spec("uvloop") is not None:  # optional, faster event loop
+            importlib.import_module("uvloop").run(run())
+        else:
+            asyncio.run(run())
         print("icp: stopped", flush=True)
     except KeyboardInterrupt:
         print("icp: stopped", flush=True)
