@@ -427,6 +427,16 @@ async def serve(
         await runner.cleanup()
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Return a uvloop event loop where uvloop is installed, else asyncio's."""
+    import importlib.util
+
+    if importlib.util.find_spec("uvloop") is not None:
+        loop: asyncio.AbstractEventLoop = importlib.import_module("uvloop").new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
+
+
 class BackgroundServer:
     """Serve an IC from a daemon thread's event loop (for embedding, tests, benchmarks).
 
@@ -438,7 +448,7 @@ class BackgroundServer:
         import threading
 
         self.frontend = HttpFrontend(ic)
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._ready = threading.Event()
         self.port = port
         self.runner = web.AppRunner(self.frontend.application(), access_log=None)
