@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -213,6 +214,7 @@ class Gateway:
         body = self._envelope("call", canister, method, arg)
         try:
             rid = self.frontend.backend.submit_call(body, canister)
+            self.frontend.metrics.ingress_times.append(time.monotonic())
         except ICError as exc:
             raise GatewayError(exc.http_status, exc.message) from None
         loop = asyncio.get_running_loop()
