@@ -191,6 +191,9 @@ def start(
         None, help="Directory that keeps the IC's state; restarting with it resumes."
     ),
     seed: int = typer.Option(0, help="Seed of every key and network delay."),
+    sync_call_timeout: float = typer.Option(
+        10.0, min=0.0, help="Seconds /api/v3 calls wait for a certified reply before 202."
+    ),
 ) -> None:
     """Run an IC and serve the IC HTTP interface (and /_/dashboard) until Ctrl-C."""
     import asyncio
@@ -237,7 +240,9 @@ def start(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(ic, host=host, port=port, ready=ready, stop=stop)
+        await serve(
+            ic, host=host, port=port, ready=ready, stop=stop, sync_call_timeout=sync_call_timeout
+        )
 
     try:
         import importlib.util

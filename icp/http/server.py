@@ -405,13 +405,14 @@ async def serve(
     port: int = 4943,
     ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
+    sync_call_timeout: float = SYNC_CALL_TIMEOUT,
 ) -> None:
     """Serve ``ic`` over HTTP until ``stop`` is set (or the task is cancelled).
 
     ``ready(port)`` is called once the socket listens (with the real port when
     ``port`` is 0).  Raises ``OSError`` if the port is taken.
     """
-    frontend = HttpFrontend(ic)
+    frontend = HttpFrontend(ic, sync_call_timeout=sync_call_timeout)
     runner = web.AppRunner(frontend.application(), access_log=None)
     await runner.setup()
     try:
