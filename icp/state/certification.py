@@ -338,7 +338,15 @@ def _check_request_status(
             403, f"request 0x{request_id.hex()} was not sent by {sender.to_text()}"
         )
     ecid = effective_canister_id.raw if effective_canister_id is not None else None
-    if status.effective_canister_id is not None and status.effective_canister_id != ecid:
+    # A management call without a target canister (provisional_create_canister_with_cycles)
+    # may be sent with any effective canister id (interface spec §"Effective canister
+    # id"), so the ingress history records the management canister and any id may poll.
+    anywhere = status.effective_canister_id == b""
+    if (
+        status.effective_canister_id is not None
+        and not anywhere
+        and status.effective_canister_id != ecid
+    ):
         raise ReadStateError(
             403, f"request 0x{request_id.hex()} was sent to another effective canister id"
         )

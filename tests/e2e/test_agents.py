@@ -148,12 +148,6 @@ def _values(reply: object) -> list[Any]:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingress history records aaaaa-aa as the effective canister id of "
-    "provisional_create_canister_with_cycles, so polling read_state at the URL's "
-    "effective canister id is refused (403); the IC should record the HTTP request's id",
-)
 def test_agent_js_polling_path(counter_wasm: Path) -> None:
     """With /api/v3 answering 202 at once, agent-js polls read_state for every call."""
     server = IcpProcess(["--nodes", "1", "--sync-call-timeout", "0"], free_port())

@@ -285,3 +285,23 @@ def test_read_state_canister_rules(app_state: ReplicatedState) -> None:
         with pytest.raises(ReadStateError) as exc:
             check(paths, sender=sender, state=app_state)  # type: ignore[arg-type]
         assert status_of(exc) == expected, paths[:1]  # type: ignore[index]
+
+
+def test_untargeted_management_call_status_is_readable_at_any_effective_id(
+    app_state: ReplicatedState,
+) -> None:
+    """provisional_create_canister_with_cycles may be sent with any effective canister id,
+    so its status may be polled at any (agent-js polls at the id it sent the call to)."""
+    create = hashlib.sha256(b"provisional create").digest()
+    history = app_state.ingress_history.set_status(
+        create,
+        IngressStatus(
+            RequestStatus.REPLIED, T0, reply=b"DIDL", sender=USER.raw, effective_canister_id=b""
+        ),
+    )
+    state = app_state.with_ingress_history(history)
+    check([["request_status", create]], ecid=app_canister_id(2), state=state)
+    check([["request_status", create]], ecid=app_canister_id(5), state=state)
+    with pytest.raises(ReadStateError) as exc:
+        check([["request_status", create]], sender=OTHER_USER, state=state)
+    assert status_of(exc) == 403
