@@ -27,8 +27,8 @@ persisted finalized chain above it (blocks with their notarizations, finalizatio
 beacons and random tapes), so consensus re-delivers exactly the batches it delivered
 before: the node reaches the state it had (same hashes) and no replied update is
 lost.  Like the IC, which persists its consensus pool and replays finalized blocks
-after a restart; the artifacts are kept as pickles, a local file only this node reads
-(the IC uses protobuf).
+after a restart; the artifacts are kept as canonical CBOR (``icp.state.codec``, an
+allow-list of classes; the IC uses protobuf).
 
 Spec: protocol digest §3.3 (certification: 2f+1 high-threshold shares per executed
 height), §4.1 (pipeline per finalized height), §4.7 (checkpoints at summary heights,
@@ -38,12 +38,18 @@ state manager per node), ``rs/consensus/certification`` (certifier, aggregation)
 
 from __future__ import annotations
 
-import pickle
+import enum
+import functools
+import importlib
+import os
+import pkgutil
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
+
+import attrs
 
 from icp.consensus.artifacts import (
     CatchUpPackage,
@@ -77,6 +83,7 @@ from icp.state.certification import (
     verify_certification,
 )
 from icp.state.checkpoint import ModuleEngine
+from icp.state.codec import Codec, CodecError
 from icp.state.manager import StateManager
 from icp.state.replicated_state import ED25519_DER_PREFIX, ReplicatedState
 from icp.types import Height, NodeIndex, Time
@@ -530,8 +537,8 @@ class Replica:
             material = _height_material(self.consensus, height)
             if material is None:
                 return
-            path = self.state_dir / CHAIN_DIR / f"{height:016d}.pickle"
-            _write_atomic(path, pickle.dumps(material))
+            path = self.state_dir / CHAIN_DIR / f"{height:016d}.cbor"
+            _write_atomic(path, _persistence_codec().encode(tuple(material)))
             self._persisted_chain = height
 
     def _persist_cup(self) -> None:
@@ -539,13 +546,15 @@ class Replica:
         cup = self.consensus.reader.cup()
         if cup.height <= self._persisted_cup:
             return
-        _write_atomic(self.state_dir / CUPS_DIR / f"{cup.height:016d}.pickle", pickle.dumps(cup))
+        _write_atomic(
+            self.state_dir / CUPS_DIR / f"{cup.height:016d}.cbor", _persistence_codec().encode(cup)
+        )
         self._persisted_cup = cup.height
-        kept = sorted((self.state_dir / CUPS_DIR).glob("*.pickle"))
+        kept = sorted((self.state_dir / CUPS_DIR).glob("*.cbor"))
         for old in kept[:-KEEP_CUPS]:
             old.unlink(missing_ok=True)
         oldest = int(kept[-KEEP_CUPS:][0].stem)
-        for old in (self.state_dir / CHAIN_DIR).glob("*.pickle"):
+        for old in (self.state_dir / CHAIN_DIR).glob("*.cbor"):
             if int(old.stem) <= oldest:
                 old.unlink(missing_ok=True)
 
@@ -632,36 +641,64 @@ def _height_material(consensus: ConsensusReplica, height: Height) -> list[Any] |
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
+
+
+@functools.cache
+def _persistence_codec() -> Codec:
+    """Return the allow-list codec for persisted consensus artifacts (CUPs, chain).
+
+    Only classes defined in the consensus and NIDKG modules can be rebuilt, so a
+    damaged or hostile state directory yields a ``CodecError``, never arbitrary objects.
+    """
+    import icp.consensus as consensus_package
+    from icp.crypto import nidkg, threshold
+
+    modules = [
+        importlib.import_module(f"icp.consensus.{m.name}")
+        for m in pkgutil.iter_modules(consensus_package.__path__)
+    ] + [nidkg, threshold]
+    classes = {
+        obj
+        for module in modules
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and (attrs.has(obj) or issubclass(obj, enum.Enum))
+        and obj.__module__.startswith("icp.")
+    }
+    return Codec(sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}"))
 
 
 def _load_cups(state_dir: Path) -> list[CatchUpPackage]:
     out = []
-    for path in sorted((state_dir / CUPS_DIR).glob("*.pickle")):
+    for path in sorted((state_dir / CUPS_DIR).glob("*.cbor")):
         try:
-            cup = pickle.loads(path.read_bytes())
-        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-            continue
+            cup = _persistence_codec().decode(path.read_bytes())
+        except CodecError:
+            continue  # a damaged file: fall back to an older CUP
         if isinstance(cup, CatchUpPackage):
             out.append(cup)
     return out
 
 
 def _last_chain_height(state_dir: Path) -> Height:
-    names = sorted((state_dir / CHAIN_DIR).glob("*.pickle"))
+    names = sorted((state_dir / CHAIN_DIR).glob("*.cbor"))
     return Height(int(names[-1].stem)) if names else Height(-1)
 
 
 def _load_chain(state_dir: Path, above: Height) -> list[ConsensusArtifact]:
     out: list[ConsensusArtifact] = []
-    for path in sorted((state_dir / CHAIN_DIR).glob("*.pickle")):
+    for path in sorted((state_dir / CHAIN_DIR).glob("*.cbor")):
         if int(path.stem) <= above:
             continue
         try:
-            material = pickle.loads(path.read_bytes())
-        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-            break
+            material = _persistence_codec().decode(path.read_bytes())
+        except CodecError:
+            break  # a damaged file ends the replayable chain
         out.extend(material)
     return out
 

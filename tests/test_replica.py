@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from icp import Principal
+from icp import InternetComputer, Principal
 from icp.consensus.config import MINIMAL
 from icp.consensus.crypto import CachingCrypto, RealCrypto, VerificationCache
 from icp.consensus.genesis import make_subnet
@@ -164,3 +164,25 @@ def test_gossiped_ingress_is_validated_before_pooling() -> None:
     assert forged.message_id not in replica.ingress_pool
     replica.on_artifact(good)
     assert good.message_id in replica.ingress_pool
+
+
+def test_persisted_consensus_artifacts_decode_and_refuse_damage(tmp_path: Path) -> None:
+    """CUPs and the finalized chain are stored as allow-listed canonical CBOR: they
+    decode back to equal artifacts, and a damaged file is a CodecError, not an object."""
+    from icp.replica import CHAIN_DIR, CUPS_DIR, _persistence_codec
+    from icp.state.codec import CodecError
+
+    ic = InternetComputer(seed=5, state_dir=tmp_path)
+    ic.tick(6)
+    codec = _persistence_codec()
+    cups = sorted(tmp_path.rglob(f"{CUPS_DIR}/*.cbor"))
+    chain = sorted(tmp_path.rglob(f"{CHAIN_DIR}/*.cbor"))
+    assert cups and chain
+    cup = codec.decode(cups[0].read_bytes())
+    assert codec.encode(cup) == cups[0].read_bytes()
+    artifacts = codec.decode(chain[-1].read_bytes())
+    assert artifacts and codec.encode(artifacts) == chain[-1].read_bytes()
+    with pytest.raises(CodecError):
+        codec.decode(cups[0].read_bytes()[:-5])
+    with pytest.raises(CodecError):
+        codec.decode(codec.encode({"x": 1}).replace(b"$d", b"$\x00"))
