@@ -66,7 +66,9 @@ from icp.messaging.ingress import (
     SYSTEM_SUBNET_LIMITS,
     IngressError,
     IngressLimits,
+    SenderAuthenticator,
     SignedIngress,
+    authenticate_ingress,
     check_ingress,
     is_expiry_valid,
     parse_call_envelope,
@@ -252,6 +254,7 @@ class InternetComputer:
         state_machine: Callable[[InternetComputer, Subnet], StateMachine] | None = None,
         clock: Callable[[], int] | None = None,
         with_dkg: bool = False,
+        authenticate_senders: bool = True,
     ) -> None:
         """Create (or, with a populated ``state_dir``, restart) an IC.
 
@@ -261,6 +264,9 @@ class InternetComputer:
         first runs the IC up to the clock's time (virtual time never runs backwards).
         ``with_dkg``: subnets re-share their threshold keys by NI-DKG every DKG interval
         (the public key stays the same); otherwise the genesis keys sign forever.
+        ``authenticate_senders=False`` is PocketIC's trusted test mode: requests may
+        name any sender without a signature (every replica agrees to skip the check);
+        never use it for an IC that serves untrusted clients.
         """
         self.seed = seed.to_bytes(32, "big") if isinstance(seed, int) else bytes(seed)
         self.configs = tuple(
@@ -289,6 +295,9 @@ class InternetComputer:
         self._state_machine = state_machine
         self.clock = clock
         self.with_dkg = with_dkg
+        self.authenticate: SenderAuthenticator | None = (
+            authenticate_ingress if authenticate_senders else None
+        )
         self.subnets: list[Subnet] = []
         self._build()
         self.run_while(
@@ -359,6 +368,7 @@ class InternetComputer:
                         now=self.now,
                         dkg=dkg,
                         state_sync=self._state_sync_for(subnet, node),
+                        authenticate=self.authenticate,
                     )
                 else:
                     if node_dir is not None and node_dir.exists():
@@ -383,6 +393,7 @@ class InternetComputer:
                         dkg=dkg,
                         engine=self.engine,
                         state_sync=self._state_sync_for(subnet, node),
+                        authenticate=self.authenticate,
                     )
                 subnet.replicas.append(replica)
                 self._schedule_tick(subnet.index, node, self.now)
@@ -631,7 +642,7 @@ class InternetComputer:
                 http_status=400,
             )
         try:
-            check_ingress(message, self.now, limits=subnet.limits)
+            check_ingress(message, self.now, self.authenticate, limits=subnet.limits)
         except IngressError as exc:
             raise ICError(
                 str(exc), http_status=exc.http_status, error_code=exc.error_code
@@ -792,6 +803,8 @@ class InternetComputer:
             if not isinstance(raw_delegations, list | tuple):
                 raise ICError("sender_delegation must be an array")
             delegations = tuple(SignedDelegation.from_cbor_value(d) for d in raw_delegations)
+            if self.authenticate is None:
+                return dict(content), rid, sender  # PocketIC's trusted test mode
             authenticate_request(
                 sender,
                 rid,
@@ -1049,7 +1062,9 @@ def payload_builders(ic: InternetComputer, subnet: Subnet) -> Callable[[Replica]
         def latest() -> ReplicatedState:
             return replica.state.latest_state
 
-        return IcPayloadBuilder(config, replica.ingress_pool, latest, xnet)
+        return IcPayloadBuilder(
+            config, replica.ingress_pool, latest, xnet, authenticate=ic.authenticate
+        )
 
     return make
 

@@ -68,7 +68,9 @@ from icp.crypto.hashing import hash_of_map
 from icp.messaging.ingress import (
     IngressError,
     IngressPool,
+    SenderAuthenticator,
     SignedIngress,
+    authenticate_ingress,
     check_ingress,
     parse_call_envelope,
 )
@@ -231,6 +233,7 @@ class Replica:
         dkg: DkgBackend | None = None,
         engine: ModuleEngine | None = None,
         state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
+        authenticate: SenderAuthenticator | None = authenticate_ingress,
     ) -> None:
         """Start node ``node`` of the subnet ``setup`` from ``cup`` (default: genesis).
 
@@ -238,8 +241,10 @@ class Replica:
         node's payload builder from the replica (it needs the ingress pool and state).
         ``engine`` recompiles canister modules when a checkpoint is loaded;
         ``state_sync(height)`` fetches a peer's checkpoint files of a summary height.
+        ``authenticate`` checks gossiped ingress senders (None: a trusted test setup).
         """
         self.setup = setup
+        self.authenticate = authenticate
         self.node = NodeIndex(node)
         self.crypto = crypto
         self.state = state
@@ -310,7 +315,7 @@ class Replica:
         if message.message_id in latest.ingress_history.entries:
             return
         try:
-            check_ingress(message, Time(max(self._clock, latest.time)))
+            check_ingress(message, Time(max(self._clock, latest.time)), self.authenticate)
         except IngressError:
             return
         self.ingress_pool.add(message)
@@ -573,6 +578,7 @@ class Replica:
         dkg: DkgBackend | None = None,
         checkpoint_interval: int | None = None,
         state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
+        authenticate: SenderAuthenticator | None = authenticate_ingress,
     ) -> Replica:
         """Restart a node from its state directory: checkpoint + CUP, then the chain above.
 
@@ -614,6 +620,7 @@ class Replica:
                 dkg=dkg,
                 engine=engine,
                 state_sync=state_sync,
+                authenticate=authenticate,
             )
             replica._persisted_chain = _last_chain_height(state_dir)
             for artifact in _load_chain(state_dir, cup.height):

@@ -201,8 +201,14 @@ class PocketIC:
         config.validate()
         named = config.specs(nodes)
         kwargs: dict[str, Any] = {} if time is None else {"time": time}
+        # PocketIC lets a test act as any principal (set_sender) without its key, as the
+        # pocket-ic server does: the IC runs in its trusted test mode.
         self.ic = InternetComputer(
-            [spec for _, spec in named], seed=seed, state_dir=state_dir, **kwargs
+            [spec for _, spec in named],
+            seed=seed,
+            state_dir=state_dir,
+            authenticate_senders=False,
+            **kwargs,
         )
         self.topology: dict[Principal, str] = {
             subnet.subnet_id: name for (name, _), subnet in zip(named, self.ic.subnets, strict=True)
@@ -228,7 +234,11 @@ class PocketIC:
         self.sender = Principal.anonymous()
 
     def set_sender(self, principal: Any) -> None:
-        """Send the following calls as ``principal`` (a principal or an ``Identity``)."""
+        """Send the following calls as ``principal`` (a principal or an ``Identity``).
+
+        A bare principal needs no key: like the pocket-ic server, this instance does
+        not check senders' signatures; an ``Identity`` signs its requests anyway.
+        """
         self.sender = principal
 
     def _identity(self) -> tuple[Principal, Identity | None]:
@@ -305,12 +315,6 @@ class PocketIC:
             nonce=hashlib.sha256(self.ic.seed + self.ic.time().to_bytes(16, "big")).digest()[:8]
             + self._next_nonce(),
         )  # fmt: skip
-        if identity is None and not sender.is_anonymous:
-            raise ICError(
-                f"cannot send as {sender} without its key: pass an identity "
-                "(e.g. icp.crypto.user_sig.Ed25519Identity) to set_sender",
-                error_code="IC0000",
-            )
         return self.ic.submit_call(envelope(content, identity), ecid)
 
     def _next_nonce(self) -> bytes:

@@ -89,7 +89,7 @@ class IcPayloadBuilder:
         state: StateReader,
         xnet_client: XNetClient = _no_xnet,
         *,
-        authenticate: SenderAuthenticator = authenticate_ingress,
+        authenticate: SenderAuthenticator | None = authenticate_ingress,
     ) -> None:
         self.config = config
         self.pool = pool
