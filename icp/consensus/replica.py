@@ -6,9 +6,21 @@ aggregator, notary, random beacon maker, random tape maker, block maker, DKG dea
 validator, CUP adopter, purger - applying each one's change actions before the next
 reads the pool, and repeats the cycle until nothing changes. It then delivers the
 batches of newly finalized heights (in order; a batch needs its random tape) and
-returns the artifacts to send. A replica that sees no progress for
-``rebroadcast_interval`` re-sends its frontier (the IC's P2P re-advertises its whole
-validated pool on reconnection), and helps peers whose shares show they lag behind.
+returns the artifacts to send.
+
+Retransmission (the simulated links lose messages; the IC's P2P layer re-advertises its
+validated pool until every peer has it). Every ``rebroadcast_interval``:
+
+* a replica whose finalized height has not advanced re-sends its frontier (everything
+  above its finalized height, its latest CUP and its share of the next CUP);
+* a replica whose batch delivery is stuck (a random tape is missing) re-sends its tape
+  shares for the undelivered heights;
+* a replica helps every live peer whose latest shares show it lags behind: it sends
+  its CUP if the peer is below it (the peer adopts the CUP and state-syncs) and the
+  finalized blocks with their proofs above. Help repeats while the lagging peer keeps
+  signalling the same height, so one lost help message cannot strand it;
+* a replica answers a tape or CUP share for a height it already holds the tape or a
+  CUP of with that tape or CUP (the sender re-sends its share because it lacks them).
 
 Spec: dfinity/ic ``rs/consensus/src/consensus.rs`` (``on_state_change`` calls finalize,
 make_catch_up_package, aggregate, notarize, make_random_beacon, make_random_tape,
@@ -29,6 +41,7 @@ from icp.consensus.artifacts import (
     Block,
     BlockProposal,
     CatchUpPackage,
+    CatchUpPackageShare,
     ConsensusArtifact,
     DataPayload,
     Finalization,
@@ -36,6 +49,7 @@ from icp.consensus.artifacts import (
     Notarization,
     NotarizationShare,
     RandomBeaconShare,
+    RandomTapeShare,
 )
 from icp.consensus.beacon import RandomBeaconMaker, RandomTapeMaker
 from icp.consensus.block_maker import BlockMaker
@@ -133,8 +147,18 @@ class ConsensusReplica:
         self.last_progress = now
         self._last_progress_height = cup.height
         self.peer_heights: dict[NodeIndex, Height] = {}
-        self._last_help = Time(-(10**18))
+        """Per peer, the highest height its shares show it has reached."""
+        self._peer_heard: dict[NodeIndex, Time] = {}
+        """Per peer, when its latest share arrived (it is alive and signalling)."""
+        self._peer_helped: dict[NodeIndex, Time] = {}
+        """Per peer, when we last sent it catch-up material."""
+        self._owed: dict[bytes, ConsensusArtifact] = {}
+        """Tapes and CUPs a peer's share showed it lacks (sent on the next tick)."""
+        self._owed_sent: dict[bytes, Time] = {}
+        self._now = now
         self._resend_height = cup.height
+        self._delivery_mark = (cup.height, now)
+        """(delivered height, when it last advanced) for the delivery-stall resend."""
         self.validator = Validator(ctx, self.state_hash_of)
         self.components: list[Component] = [
             Finalizer(ctx),
@@ -161,14 +185,18 @@ class ConsensusReplica:
         """Accept an artifact from a peer into the unvalidated pool."""
         if isinstance(artifact, NotarizationShare | FinalizationShare | RandomBeaconShare):
             signer = artifact.signer
-            if 0 <= signer < self.ctx.config.n:
+            if 0 <= signer < self.ctx.config.n and signer != self.node:
                 seen = Height(artifact.height - 1)
                 if seen > self.peer_heights.get(signer, Height(-1)):
                     self.peer_heights[signer] = seen
+                self._peer_heard[signer] = self._now
+        elif isinstance(artifact, RandomTapeShare | CatchUpPackageShare):
+            self._note_owed(artifact)
         self.pool.insert_unvalidated(artifact)
 
     def tick(self, now: Time) -> list[ConsensusArtifact]:
         """Run the components until idle; deliver batches; return artifacts to send."""
+        self._now = now
         outbound: list[ConsensusArtifact] = []
         for _ in range(MAX_CYCLES_PER_TICK):
             changed = False
@@ -277,29 +305,112 @@ class ConsensusReplica:
 
     # -- retransmission -----------------------------------------------------------------
 
+    def _note_owed(self, share: RandomTapeShare | CatchUpPackageShare) -> None:
+        """Owe the tape or CUP a peer's (re-sent) share shows it lacks.
+
+        A share that arrives within ``rebroadcast_interval`` of our tape or CUP is the
+        ordinary late share of an honest peer (it gets the tape or CUP by broadcast);
+        a later one is a re-send by a peer that is stuck without it.
+        """
+        reader = self.reader
+        owed: ConsensusArtifact | None
+        if isinstance(share, RandomTapeShare):
+            owed = reader.tape_at(share.height)
+        else:
+            latest = reader.latest_validated_cup()
+            owed = latest if share.height <= latest.height else None
+        if owed is None:
+            return
+        key = owed.artifact_hash()
+        arrived = reader.arrival_time(key)
+        if arrived is not None and self._now - arrived >= self.ctx.config.rebroadcast_interval:
+            self._owed[key] = owed
+
     def _resend(self, now: Time) -> list[ConsensusArtifact]:
         out: list[ConsensusArtifact] = []
+        interval = self.ctx.config.rebroadcast_interval
         finalized = self.reader.finalized_height()
         if finalized > self._resend_height:
             self.last_progress = now
             self._resend_height = finalized
-        elif now - self.last_progress >= self.ctx.config.rebroadcast_interval:
+        elif now - self.last_progress >= interval:
             self.last_progress = now
             out.extend(self._frontier())
+        out.extend(self._undelivered(now))
+        out.extend(self._pay_owed(now))
+        out.extend(self._help(now, finalized))
+        return out
+
+    def _help(self, now: Time, finalized: Height) -> list[ConsensusArtifact]:
+        """Return catch-up material for live peers whose shares show they lag behind.
+
+        A peer is helped at most once per ``rebroadcast_interval`` and only if it sent a
+        share since the last help (a crashed peer is not helped forever); its height is
+        not assumed to advance until its own shares say so.
+        """
+        interval = self.ctx.config.rebroadcast_interval
+        never = Time(-(10**18))
         lagging = [
-            h for node, h in self.peer_heights.items() if node != self.node and h + 1 < finalized
+            node
+            for node, height in self.peer_heights.items()
+            if height + 1 < finalized
+            and self._peer_heard.get(node, never) >= self._peer_helped.get(node, never)
+            and now - self._peer_helped.get(node, never) >= interval
         ]
-        if lagging and now - self._last_help >= self.ctx.config.rebroadcast_interval:
-            self._last_help = now
-            out.extend(self._catch_up_material(Height(min(lagging))))
-            self.peer_heights = {k: Height(max(v, finalized)) for k, v in self.peer_heights.items()}
+        if not lagging:
+            return []
+        for node in lagging:
+            self._peer_helped[node] = now
+        return self._catch_up_material(Height(min(self.peer_heights[n] for n in lagging)))
+
+    def _undelivered(self, now: Time) -> list[ConsensusArtifact]:
+        """Re-send our tape shares if batch delivery has been stuck for an interval.
+
+        Spec: protocol.md §4.1 (a batch needs the random tape of its height).
+        """
+        delivered, since = self._delivery_mark
+        if self.delivered_height != delivered:
+            self._delivery_mark = (self.delivered_height, now)
+            return []
+        finalized = self.reader.finalized_height()
+        if delivered >= finalized or now - since < self.ctx.config.rebroadcast_interval:
+            return []
+        self._delivery_mark = (delivered, now)
+        out: list[ConsensusArtifact] = []
+        for h in range(delivered + 1, min(finalized, delivered + CATCH_UP_BATCH) + 1):
+            tape = self.reader.tape_at(h)
+            if tape is not None:
+                out.append(tape)
+            else:
+                out.extend(self.reader.shares_by(RandomTapeShare, h, self.node))
+        return out
+
+    def _pay_owed(self, now: Time) -> list[ConsensusArtifact]:
+        """Send the tapes and CUPs peers showed they lack (each once per interval)."""
+        if not self._owed:
+            return []
+        out: list[ConsensusArtifact] = []
+        interval = self.ctx.config.rebroadcast_interval
+        for key, artifact in self._owed.items():
+            last = self._owed_sent.get(key)
+            if last is None or now - last >= interval:
+                self._owed_sent[key] = now
+                out.append(artifact)
+        self._owed.clear()
+        if len(self._owed_sent) > 4 * CATCH_UP_BATCH:
+            cutoff = now - interval
+            self._owed_sent = {k: t for k, t in self._owed_sent.items() if t > cutoff}
         return out
 
     def _frontier(self) -> list[ConsensusArtifact]:
         """Return what a stalled replica re-sends: everything above its finalized height."""
         reader = self.reader
         finalized = reader.finalized_height()
-        out: list[ConsensusArtifact] = [reader.latest_validated_cup()]
+        latest_cup = reader.latest_validated_cup()
+        out: list[ConsensusArtifact] = [latest_cup]
+        next_cup = self.ctx.config.interval_start(finalized)
+        if next_cup > latest_cup.height:
+            out.extend(reader.shares_by(CatchUpPackageShare, next_cup, self.node))
         out.extend(reader.validated_at(Finalization, finalized))
         out.extend(reader.validated_at(Notarization, finalized))
         for h in range(finalized, reader.beacon_height() + 1):
@@ -313,12 +424,17 @@ class ConsensusReplica:
         return out
 
     def _catch_up_material(self, peer_height: Height) -> list[ConsensusArtifact]:
-        """Return finalized blocks with their proofs above a lagging peer's height."""
+        """Return our CUP if the peer is below it, and finalized blocks with proofs above.
+
+        Spec: protocol.md §3.2 (a replica behind the latest CUP adopts it and
+        state-syncs; blocks below a CUP are purged and never needed again).
+        """
         reader = self.reader
+        cup = reader.latest_validated_cup()
         start = max(peer_height, reader.cup_height())
         out: list[ConsensusArtifact] = []
-        if peer_height < reader.cup_height():
-            out.append(reader.cup())
+        if peer_height < cup.height:
+            out.append(cup)
         for h in range(start, min(start + CATCH_UP_BATCH, reader.finalized_height() + 1)):
             block = reader.finalized_block_at(h)
             beacon = reader.beacon_at(h)
