@@ -33,7 +33,7 @@ from icp.consensus.artifacts import (
     RandomTape,
     RandomTapeShare,
 )
-from icp.consensus.beacon import TAPE_WINDOW
+from icp.consensus.beacon import NextBatchHeight, tape_heights
 from icp.consensus.context import ReplicaContext
 from icp.consensus.dkg import receiver_position, to_threshold_public_key
 from icp.consensus.pool import AddToValidated, ChangeAction, PoolReader
@@ -58,8 +58,11 @@ class ShareAggregator:
     protocol.md §2.1 (thresholds), §3.2 (CUP shares).
     """
 
-    def __init__(self, ctx: ReplicaContext) -> None:
+    def __init__(
+        self, ctx: ReplicaContext, next_batch_height: NextBatchHeight | None = None
+    ) -> None:
         self.ctx = ctx
+        self.next_batch_height = next_batch_height
 
     def on_state_change(self, pool: PoolReader, now: Time) -> list[ChangeAction]:
         """Return newly aggregated artifacts."""
@@ -139,8 +142,7 @@ class ShareAggregator:
 
     def _tapes(self, pool: PoolReader) -> list[ChangeAction]:
         out: list[ChangeAction] = []
-        finalized = pool.finalized_height()
-        for h in range(max(pool.cup_height() + 1, finalized - TAPE_WINDOW), finalized + 1):
+        for h in tape_heights(pool, self.next_batch_height):
             height = Height(h)
             if pool.tape_at(height) is not None:
                 continue

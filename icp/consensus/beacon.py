@@ -6,6 +6,8 @@ protocol.md §2.3 (beacon share rule of ``random_beacon_maker.rs``; random tape)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from icp.consensus.artifacts import (
     DkgTag,
     RandomBeaconContent,
@@ -19,8 +21,38 @@ from icp.consensus.context import ReplicaContext
 from icp.consensus.pool import AddToValidated, ChangeAction, PoolReader
 from icp.types import Height, Time
 
-TAPE_WINDOW = 4
-"""How many finalized heights below the tip the tape maker still signs."""
+RANDOM_TAPE_CHECK_MAX_HEIGHT_RANGE = 16
+"""At most this many heights from the next batch height on get tape shares / tapes.
+
+Spec: dfinity/ic ``random_tape_maker.rs`` ``RANDOM_TAPE_CHECK_MAX_HEIGHT_RANGE = 16``.
+"""
+
+NextBatchHeight = Callable[[], Height]
+"""Returns the height of the next batch to deliver (message routing's expected height)."""
+
+
+def tape_heights(pool: PoolReader, next_batch_height: NextBatchHeight | None) -> range:
+    """Return the heights that may still need a tape share or a tape.
+
+    From max(next batch height, CUP height + 1) up to the finalized height, at most
+    ``RANDOM_TAPE_CHECK_MAX_HEIGHT_RANGE`` heights: anchored at the delivery frontier,
+    not the finalized tip, so a tape lost while finalization ran ahead is still made
+    (else batch delivery would stop for good). We differ from the IC on the upper
+    bound: the IC already shares the tape of finalized height + 1; we wait until a
+    height is finalized (its block maker cannot predict its tape). Without a message
+    routing hook, the delivery frontier is taken as RANGE heights below the tip.
+
+    Spec: dfinity/ic ``random_tape_maker.rs`` (``next_batch_height = max(expected
+    batch height, CUP height + 1)``), ``share_aggregator.rs``
+    ``aggregate_random_tape_shares``; protocol.md §1.2, §2.3.
+    """
+    finalized = pool.finalized_height()
+    if next_batch_height is None:
+        start = finalized - RANDOM_TAPE_CHECK_MAX_HEIGHT_RANGE
+    else:
+        start = next_batch_height()
+    start = max(start, pool.cup_height() + 1)
+    return range(start, min(start + RANDOM_TAPE_CHECK_MAX_HEIGHT_RANGE, finalized) + 1)
 
 
 def should_share_beacon(pool: PoolReader, ctx: ReplicaContext, height: Height) -> bool:
@@ -71,14 +103,16 @@ class RandomTapeMaker:
     the block maker cannot predict it), §2.3.
     """
 
-    def __init__(self, ctx: ReplicaContext) -> None:
+    def __init__(
+        self, ctx: ReplicaContext, next_batch_height: NextBatchHeight | None = None
+    ) -> None:
         self.ctx = ctx
+        self.next_batch_height = next_batch_height
 
     def on_state_change(self, pool: PoolReader, now: Time) -> list[ChangeAction]:
-        """Return tape shares for recent finalized heights lacking a tape."""
+        """Return tape shares for undelivered finalized heights lacking a tape."""
         out: list[ChangeAction] = []
-        finalized = pool.finalized_height()
-        for h in range(max(pool.cup_height() + 1, finalized - TAPE_WINDOW), finalized + 1):
+        for h in tape_heights(pool, self.next_batch_height):
             height = Height(h)
             if pool.tape_at(height) is not None or pool.shares_by(
                 RandomTapeShare, height, self.ctx.node

@@ -51,7 +51,11 @@ from icp.consensus.artifacts import (
     RandomBeaconShare,
     RandomTapeShare,
 )
-from icp.consensus.beacon import RandomBeaconMaker, RandomTapeMaker
+from icp.consensus.beacon import (
+    RANDOM_TAPE_CHECK_MAX_HEIGHT_RANGE,
+    RandomBeaconMaker,
+    RandomTapeMaker,
+)
 from icp.consensus.block_maker import BlockMaker
 from icp.consensus.catchup import CatchUpPackageAdopter, CatchUpPackageMaker
 from icp.consensus.config import TIME_ZERO
@@ -148,8 +152,8 @@ class ConsensusReplica:
         self._last_progress_height = cup.height
         self.peer_heights: dict[NodeIndex, Height] = {}
         """Per peer, the highest height its shares show it has reached."""
-        self._peer_heard: dict[NodeIndex, Time] = {}
-        """Per peer, when its latest share arrived (it is alive and signalling)."""
+        self._peer_signalled: set[NodeIndex] = set()
+        """Peers that sent a share since we last helped them (alive and signalling)."""
         self._peer_helped: dict[NodeIndex, Time] = {}
         """Per peer, when we last sent it catch-up material."""
         self._owed: dict[bytes, ConsensusArtifact] = {}
@@ -163,10 +167,10 @@ class ConsensusReplica:
         self.components: list[Component] = [
             Finalizer(ctx),
             CatchUpPackageMaker(ctx, self.state_hash_of),
-            ShareAggregator(ctx),
+            ShareAggregator(ctx, self._next_batch_height),
             Notary(ctx),
             RandomBeaconMaker(ctx),
-            RandomTapeMaker(ctx),
+            RandomTapeMaker(ctx, self._next_batch_height),
             BlockMaker(ctx),
             DkgDealer(ctx),
             self.validator,
@@ -189,7 +193,7 @@ class ConsensusReplica:
                 seen = Height(artifact.height - 1)
                 if seen > self.peer_heights.get(signer, Height(-1)):
                     self.peer_heights[signer] = seen
-                self._peer_heard[signer] = self._now
+                self._peer_signalled.add(signer)
         elif isinstance(artifact, RandomTapeShare | CatchUpPackageShare):
             self._note_owed(artifact)
         self.pool.insert_unvalidated(artifact)
@@ -235,6 +239,10 @@ class ConsensusReplica:
         return self.state_hashes.get(height)
 
     # -- finalization, DKG summaries, batches -------------------------------------------
+
+    def _next_batch_height(self) -> Height:
+        """Return the height of the next batch to deliver (tapes are made from here)."""
+        return Height(self.delivered_height + 1)
 
     def _register_summary(self, height: Height, cup: CatchUpPackage | None = None) -> None:
         block = cup.content.block if cup is not None else self.reader.finalized_block_at(height)
@@ -354,13 +362,14 @@ class ConsensusReplica:
             node
             for node, height in self.peer_heights.items()
             if height + 1 < finalized
-            and self._peer_heard.get(node, never) >= self._peer_helped.get(node, never)
+            and node in self._peer_signalled
             and now - self._peer_helped.get(node, never) >= interval
         ]
         if not lagging:
             return []
         for node in lagging:
             self._peer_helped[node] = now
+            self._peer_signalled.discard(node)
         return self._catch_up_material(Height(min(self.peer_heights[n] for n in lagging)))
 
     def _undelivered(self, now: Time) -> list[ConsensusArtifact]:
@@ -377,7 +386,8 @@ class ConsensusReplica:
             return []
         self._delivery_mark = (delivered, now)
         out: list[ConsensusArtifact] = []
-        for h in range(delivered + 1, min(finalized, delivered + CATCH_UP_BATCH) + 1):
+        last = min(finalized, delivered + RANDOM_TAPE_CHECK_MAX_HEIGHT_RANGE)
+        for h in range(delivered + 1, last + 1):
             tape = self.reader.tape_at(h)
             if tape is not None:
                 out.append(tape)

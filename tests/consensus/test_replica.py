@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from icp.consensus.artifacts import BlockProposal, DkgTag, Notarization
+from icp.consensus.artifacts import (
+    BlockProposal,
+    ConsensusArtifact,
+    DkgTag,
+    Notarization,
+    RandomBeacon,
+    RandomBeaconShare,
+    RandomTape,
+    RandomTapeShare,
+)
 from icp.consensus.dkg import to_threshold_public_key
 from icp.consensus.genesis import make_replica
+from icp.sim.byzantine import Behaviour
 from icp.sim.simulator import Simulation
 from icp.types import Height, Time
 
@@ -109,3 +119,63 @@ def test_dkg_refreshes_the_low_key_and_reshares_the_high_key() -> None:
     assert crypto.verify_threshold(
         sim.setup.subnet_public_key(), cup.signing_bytes(), cup.signature
     )
+
+
+# -- retransmission (issue 6) -----------------------------------------------------------
+
+
+def test_a_lagging_peer_is_helped_again_while_it_still_signals_it_lags() -> None:
+    """A lost help is repeated: the helper does not assume the peer caught up."""
+    sim = make_sim(seed=13)
+    sim.network.partition([[0, 1, 2], [3]])
+    while sim.replicas[0].finalized_height() < 6:
+        sim.run_until(Time(sim.now + SECOND // 10))
+    helper, lagger = sim.replicas[0], sim.replicas[3]
+    assert lagger.finalized_height() == 0
+    signal = lagger.reader.shares_by(RandomBeaconShare, 1, lagger.node)
+    assert signal  # the lagger's own frontier: its share of beacon 1
+    interval = helper.ctx.config.rebroadcast_interval
+    now = sim.now
+
+    def helped(out: list[ConsensusArtifact]) -> bool:
+        return any(isinstance(a, RandomBeacon) and a.height == 1 for a in out)
+
+    helper.on_artifact(signal[0])
+    assert helped(helper.tick(now))  # first help (say it is lost on the way)
+    assert not helped(helper.tick(Time(now + interval // 2)))  # rate-limited
+    assert not helped(helper.tick(Time(now + interval)))  # silent peer: no blind re-sends
+    helper.on_artifact(signal[0])  # the lagger re-sends its frontier: still at height 0
+    assert helped(helper.tick(Time(now + interval + 1)))
+
+
+def test_batch_delivery_resumes_after_every_tape_share_was_lost() -> None:
+    """Tape shares are re-sent while delivery is stuck, so a missing tape is rebuilt."""
+    sim = make_sim(seed=14)
+    blocking = _DropTapes()
+    sim.behaviours = {i: blocking for i in range(4)}
+    sim.run_until(Time(SECOND))
+    blocking.active = True  # every tape share (and tape) in flight is lost
+    sim.run_until(Time(2 * SECOND))
+    blocking.active = False
+    stuck = {i: r.delivered_height for i, r in sim.replicas.items()}
+    finalized = max(r.finalized_height() for r in sim.replicas.values())
+    assert all(d < finalized for d in stuck.values())  # no replica could deliver
+    deadline = Time(sim.now + 10 * SECOND)
+    while sim.now < deadline and min(r.delivered_height for r in sim.replicas.values()) < (
+        finalized + 3
+    ):
+        sim.run_until(Time(sim.now + SECOND // 10))
+    delivered = [r.batches_delivered for r in sim.replicas.values()]
+    assert min(len(b) for b in delivered) >= finalized + 3
+    shortest = min(len(b) for b in delivered)
+    assert all(b[:shortest] == delivered[0][:shortest] for b in delivered)
+
+
+class _DropTapes(Behaviour):
+    """Honest, but while ``active`` every incoming tape share and tape is lost."""
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def accepts(self, artifact: ConsensusArtifact) -> bool:
+        return not (self.active and isinstance(artifact, RandomTape | RandomTapeShare))
