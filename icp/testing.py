@@ -335,7 +335,14 @@ class PocketIC:
         ecid = self._effective(cid, effective_principal, method, payload)
         try:
             rid = self._submit(cid, method, payload, ecid)
-            result = self.ic.wait_for(rid, ecid)
+        except ICError as exc:
+            raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
+        return self._reply_of(rid, ecid)
+
+    def _reply_of(self, request_id: bytes, ecid: Principal) -> bytes:
+        """Run until ``request_id`` is answered; return the reply or raise ``ValueError``."""
+        try:
+            result = self.ic.wait_for(request_id, ecid)
         except ICError as exc:
             raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
         if result.status != "replied" or result.reply is None:
@@ -388,16 +395,7 @@ class PocketIC:
         ecid = self._submitted.get(request_id)
         if ecid is None:
             raise ValueError(f"request 0x{request_id.hex()} was not submitted here")
-        try:
-            result = self.ic.wait_for(request_id, ecid)
-        except ICError as exc:
-            raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
-        if result.status != "replied" or result.reply is None:
-            raise ValueError(
-                f"{result.error_code or ''}: Canister rejected the message "
-                f"(reject code {result.reject_code}): {result.reject_message}"
-            )
-        return result.reply
+        return self._reply_of(request_id, ecid)
 
     def update_call(self, canister_id: Any, method: str, payload: bytes) -> bytes:
         """Make an update call (``None``: the management canister); return the reply."""
