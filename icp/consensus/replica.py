@@ -11,8 +11,9 @@ returns the artifacts to send.
 Retransmission (the simulated links lose messages; the IC's P2P layer re-advertises its
 validated pool until every peer has it). Every ``rebroadcast_interval``:
 
-* a replica whose finalized height has not advanced re-sends its frontier (everything
-  above its finalized height, its latest CUP and its share of the next CUP);
+* a replica whose finalized height has not advanced re-sends its validated pool from
+  its CUP up (at most ``CATCH_UP_BATCH`` finalized heights, everything above the
+  finalized height, its latest CUP and its share of the next CUP);
 * a replica whose batch delivery is stuck (a random tape is missing) re-sends its tape
   shares for the undelivered heights;
 * a replica helps every live peer whose latest shares show it lags behind: it sends
@@ -413,25 +414,40 @@ class ConsensusReplica:
         return out
 
     def _frontier(self) -> list[ConsensusArtifact]:
-        """Return what a stalled replica re-sends: everything above its finalized height."""
+        """Return what a stalled replica re-sends: its validated pool from the CUP up.
+
+        That is the latest CUP and our share of the next one, the finalized chain above
+        the root CUP (at most ``CATCH_UP_BATCH`` heights: a peer that lacks a beacon or
+        block at a finalized height cannot say so if it has no share left to send) and
+        everything above the finalized height.
+
+        Spec: the IC's P2P layer re-advertises the whole validated pool to peers.
+        """
         reader = self.reader
         finalized = reader.finalized_height()
         latest_cup = reader.latest_validated_cup()
-        out: list[ConsensusArtifact] = [latest_cup]
+        out: dict[bytes, ConsensusArtifact] = {latest_cup.artifact_hash(): latest_cup}
         next_cup = self.ctx.config.interval_start(finalized)
         if next_cup > latest_cup.height:
-            out.extend(reader.shares_by(CatchUpPackageShare, next_cup, self.node))
-        out.extend(reader.validated_at(Finalization, finalized))
-        out.extend(reader.validated_at(Notarization, finalized))
+            out.update(
+                (s.artifact_hash(), s)
+                for s in reader.shares_by(CatchUpPackageShare, next_cup, self.node)
+            )
+        above: list[ConsensusArtifact] = [
+            *self._catch_up_material(reader.cup_height()),
+            *reader.validated_at(Finalization, finalized),
+            *reader.validated_at(Notarization, finalized),
+        ]
         for h in range(finalized, reader.beacon_height() + 1):
             beacon = reader.beacon_at(h)
             if beacon is not None:
-                out.append(beacon)
+                above.append(beacon)
         for h in range(finalized + 1, reader.notarized_height() + 2):
             for kind in (BlockProposal, Notarization, NotarizationShare, FinalizationShare):
-                out.extend(reader.validated_at(kind, h))
-            out.extend(reader.validated_at(RandomBeaconShare, h))
-        return out
+                above.extend(reader.validated_at(kind, h))
+            above.extend(reader.validated_at(RandomBeaconShare, h))
+        out.update((a.artifact_hash(), a) for a in above)
+        return list(out.values())
 
     def _catch_up_material(self, peer_height: Height) -> list[ConsensusArtifact]:
         """Return our CUP if the peer is below it, and finalized blocks with proofs above.

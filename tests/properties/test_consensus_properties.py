@@ -139,6 +139,39 @@ def test_issue_6_isolated_node_catches_up_after_lossy_partition_heals() -> None:
 
 
 @pytest.mark.parametrize(
+    ("n", "seed", "steps"),
+    [
+        (4, 0, [Step("partition", groups=((0, 1, 2), (3,))), Step("run", millis=50)]),
+        (
+            7,
+            1_073_741_824,
+            [
+                Step("run", millis=286),
+                Step("run", millis=50),
+                Step("links", link=LinkModel(Time(79 * MS), Time(0), 0.0, 0.0)),
+                Step("run", millis=693),
+                Step("heal"),
+                Step("partition", groups=((0, 1, 2, 4, 6), (3, 5))),
+                Step("run", millis=1863),
+            ],
+        ),
+    ],
+)
+def test_issue_6_lagging_block_makers_get_what_a_stalled_subnet_holds(
+    n: int, seed: int, steps: list[Step]
+) -> None:
+    """Found by the long sweep after the first issue-6 fix.
+
+    The next round's block makers of rank <= f are the nodes a partition left behind and
+    the (disqualified) equivocator, so the subnet stalls until they catch up. They lack
+    a beacon or block at a height the others already finalized and hold no share that
+    would tell anyone so; the stalled replicas used to re-send only what lies above
+    their finalized height. Now they re-send their validated pool from the CUP up.
+    """
+    check_run(n, ["equivocating-maker"], seed, steps)
+
+
+@pytest.mark.parametrize(
     ("n", "faulty"),
     [
         (4, ["equivocating-double-signer"]),
