@@ -50,6 +50,8 @@ LONG = os.environ.get("ICP_LONG_PROPERTIES") == "1"
 BASE = LONG_SETTINGS if LONG else CI_SETTINGS
 """Applied per test (never loaded globally: other property tests share the session)."""
 
+PROGRESS = os.environ.get("ICP_SWEEP_PROGRESS", "")
+"""If set, every passed schedule appends a line to ``$ICP_SWEEP_PROGRESS.n<n>``."""
 EXAMPLES = {4: 150, 7: 40, 13: 10}
 """Schedules per n in CI (the long profile runs 10,000 each)."""
 
@@ -92,6 +94,9 @@ def check_run(n: int, faulty: list[str], seed: int, steps: list[Step]) -> None:
     violations = monitor.violations()
     assert not violations, f"seed={seed} faulty={faulty}: {describe(violations)}"
     assert ok, f"liveness: seed={seed} faulty={faulty}: {detail}"
+    if PROGRESS:
+        with open(f"{PROGRESS}.n{n}", "a") as log:
+            log.write(f"{seed} {len(faulty)}\n")  # one line per schedule that passed
 
 
 def sweep(n: int, examples: int) -> None:
