@@ -442,6 +442,9 @@ class ConsensusReplica:
             beacon = reader.beacon_at(h)
             if beacon is not None:
                 above.append(beacon)
+        for h in range(reader.beacon_height() + 1, finalized + 1):
+            above.extend(reader.validated_at(RandomBeaconShare, h))  # a finalized height's
+            # beacon can be missing (all its shares lost): nothing above it can proceed
         for h in range(finalized + 1, reader.notarized_height() + 2):
             for kind in (BlockProposal, Notarization, NotarizationShare, FinalizationShare):
                 above.extend(reader.validated_at(kind, h))

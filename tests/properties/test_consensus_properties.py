@@ -262,3 +262,21 @@ TestConsensusMachine = ConsensusMachine.TestCase
 TestConsensusMachine.settings = settings(
     BASE, max_examples=10_000 if LONG else 15, stateful_step_count=8
 )
+
+
+def test_issue_6_lost_beacon_shares_at_the_finalized_height_are_resent() -> None:
+    """Found by the long sweep: node 0 crashed, every share of beacon 2 but one's own lost.
+
+    The three live replicas finalized height 2 but each held only its own share of
+    beacon 2 (2 needed); the stalled re-send only covered shares above the finalized
+    height, so nothing ever moved again.
+    """
+    steps = [
+        Step("run", millis=50),
+        Step("partition", groups=((0, 1, 2, 3), ())),
+        Step("partition", groups=((0, 1, 2), (3,))),
+        Step("links", link=LinkModel(Time(1 * MS), Time(0), 0.0, 0.0)),
+        Step("links", link=LinkModel(Time(1 * MS), Time(0), 0.5, 0.1)),
+        Step("run", millis=50),
+    ]
+    check_run(4, ["crashed"], 0, steps)
