@@ -280,3 +280,19 @@ def test_issue_6_lost_beacon_shares_at_the_finalized_height_are_resent() -> None
         Step("run", millis=50),
     ]
     check_run(4, ["crashed"], 0, steps)
+
+
+@pytest.mark.xfail(strict=True, reason="open (issue 6 follow-up): notarized-parent report")
+def test_issue_6_open_notarized_parent_report_after_frontier_resend() -> None:
+    """Found by the long sweep after the stalled re-send began at the CUP (7e183b5).
+
+    The monitor reports a notarized block at height 10 whose parent it never saw
+    notarized (it observes only between steps, and pools are purged below the CUP):
+    not yet known whether this is a real INV-1 break or an observation gap.
+    """
+    steps = [
+        Step("links", link=LinkModel(Time(41 * MS), Time(134 * MS), 0.2, 0.3)),
+        Step("run", millis=966),
+        Step("run", millis=2496),
+    ]
+    check_run(4, ["equivocating-maker"], 9616, steps)
