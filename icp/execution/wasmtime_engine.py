@@ -244,6 +244,15 @@ class WasmtimeInstance:
             count += 1
         self._dirty.set_value(self._store, wasmtime.Val.i32(count))
 
+    def dirty_pages_in_transaction(self) -> list[int]:
+        """Heap pages journaled so far in the open transaction (for benchmarks and tests)."""
+        return self._dirty_list()
+
+    def grow_heap(self, pages: int) -> None:
+        """Grow memory 0 by ``pages`` Wasm pages outside any transaction (benchmarks, tests)."""
+        if self._mem is not None:
+            self._mem.grow(self._store, pages)
+
     def _dirty_list(self) -> list[int]:
         count = int(self._dirty.value(self._store))
         if count == 0 or self._bytemap is None:
