@@ -49,7 +49,7 @@ from icp.consensus.nidkg_backend import NidkgBackend
 from icp.crypto.certificate import Delegation
 from icp.crypto.errors import AuthenticationError
 from icp.crypto.hashing import EncodingError, cbor_encode, request_id
-from icp.crypto.user_sig import SignedDelegation, authenticate_request
+from icp.crypto.user_sig import SignedDelegation
 from icp.execution.canister import CanisterState
 from icp.execution.engine import WasmEngine
 from icp.execution.errors import CanisterError, ErrorCode, RejectCode
@@ -64,14 +64,14 @@ from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.messaging.ingress import (
     APPLICATION_SUBNET_LIMITS,
     SYSTEM_SUBNET_LIMITS,
+    CachingAuthenticator,
+    EnvelopeCache,
     IngressError,
     IngressLimits,
-    SenderAuthenticator,
     SignedIngress,
     authenticate_ingress,
     check_ingress,
     is_expiry_valid,
-    parse_call_envelope,
     parse_envelope,
 )
 from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange, RoutingTable
@@ -295,9 +295,12 @@ class InternetComputer:
         self._state_machine = state_machine
         self.clock = clock
         self.with_dkg = with_dkg
-        self.authenticate: SenderAuthenticator | None = (
-            authenticate_ingress if authenticate_senders else None
+        self.authenticate: CachingAuthenticator | None = (
+            CachingAuthenticator(authenticate_ingress) if authenticate_senders else None
         )
+        """Sender authentication shared by every replica of this process (None: trusted)."""
+        self.envelopes = EnvelopeCache()
+        """Envelope parsing shared by every replica of this process."""
         self.subnets: list[Subnet] = []
         self._build()
         self.run_while(
@@ -369,6 +372,7 @@ class InternetComputer:
                         dkg=dkg,
                         state_sync=self._state_sync_for(subnet, node),
                         authenticate=self.authenticate,
+                        envelopes=self.envelopes,
                     )
                 else:
                     if node_dir is not None and node_dir.exists():
@@ -394,6 +398,7 @@ class InternetComputer:
                         engine=self.engine,
                         state_sync=self._state_sync_for(subnet, node),
                         authenticate=self.authenticate,
+                        envelopes=self.envelopes,
                     )
                 subnet.replicas.append(replica)
                 self._schedule_tick(subnet.index, node, self.now)
@@ -617,7 +622,7 @@ class InternetComputer:
 
     def _parse_call(self, body: bytes, subnet: Subnet) -> SignedIngress:
         try:
-            return parse_call_envelope(body, limits=subnet.limits)
+            return self.envelopes.parse_call(body, subnet.limits)
         except IngressError as exc:
             raise ICError(
                 str(exc), http_status=exc.http_status, reject_code=exc.reject_code,
@@ -805,7 +810,7 @@ class InternetComputer:
             delegations = tuple(SignedDelegation.from_cbor_value(d) for d in raw_delegations)
             if self.authenticate is None:
                 return dict(content), rid, sender  # PocketIC's trusted test mode
-            authenticate_request(
+            self.authenticate.authenticate_request(
                 sender,
                 rid,
                 self.now,
@@ -1025,7 +1030,7 @@ def routing_config(ic: InternetComputer, subnet: Subnet) -> Any:
 
     kind = SubnetType.APPLICATION if subnet.kind is SubnetKind.APPLICATION else SubnetType.SYSTEM
     return SubnetExecutionConfig.for_subnet(
-        subnet.subnet_id, ic.execution_environment(subnet), kind
+        subnet.subnet_id, ic.execution_environment(subnet), kind, envelopes=ic.envelopes
     )
 
 
@@ -1063,7 +1068,12 @@ def payload_builders(ic: InternetComputer, subnet: Subnet) -> Callable[[Replica]
             return replica.state.latest_state
 
         return IcPayloadBuilder(
-            config, replica.ingress_pool, latest, xnet, authenticate=ic.authenticate
+            config,
+            replica.ingress_pool,
+            latest,
+            xnet,
+            authenticate=ic.authenticate,
+            envelopes=ic.envelopes,
         )
 
     return make

@@ -66,6 +66,7 @@ from icp.consensus.genesis import SubnetSetup, make_replica
 from icp.consensus.replica import Batch, ConsensusReplica
 from icp.crypto.hashing import hash_of_map
 from icp.messaging.ingress import (
+    EnvelopeCache,
     IngressError,
     IngressPool,
     SenderAuthenticator,
@@ -139,14 +140,22 @@ def node_id_of(raw_ed25519: bytes) -> Principal:
     return Principal.self_authenticating(node_public_key_der(raw_ed25519))
 
 
-def ingress_ids(batch: Batch) -> list[bytes]:
-    """Return the request ids of the ingress messages in ``batch`` (undecodable ones skipped)."""
+def ingress_ids(batch: Batch, envelopes: EnvelopeCache | None = None) -> list[bytes]:
+    """Return the request ids of the ingress messages in ``batch`` (undecodable ones skipped).
+
+    ``envelopes`` memoises the parsing (each envelope is parsed once per process).
+    """
     out = []
     for envelope in batch.payload.ingress:
         try:
-            out.append(parse_call_envelope(envelope).message_id)
+            message = (
+                envelopes.parse_call(envelope)
+                if envelopes is not None
+                else parse_call_envelope(envelope)
+            )
         except ValueError:
             continue
+        out.append(message.message_id)
     return out
 
 
@@ -234,6 +243,7 @@ class Replica:
         engine: ModuleEngine | None = None,
         state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
         authenticate: SenderAuthenticator | None = authenticate_ingress,
+        envelopes: EnvelopeCache | None = None,
     ) -> None:
         """Start node ``node`` of the subnet ``setup`` from ``cup`` (default: genesis).
 
@@ -242,8 +252,10 @@ class Replica:
         ``engine`` recompiles canister modules when a checkpoint is loaded;
         ``state_sync(height)`` fetches a peer's checkpoint files of a summary height.
         ``authenticate`` checks gossiped ingress senders (None: a trusted test setup).
+        ``envelopes`` memoises ingress parsing (share one among the replicas of a process).
         """
         self.setup = setup
+        self.envelopes = envelopes if envelopes is not None else EnvelopeCache()
         self.authenticate = authenticate
         self.node = NodeIndex(node)
         self.crypto = crypto
@@ -403,7 +415,7 @@ class Replica:
         new = self.execute(previous, batch)
         root = self.state.commit(new)
         self.executed_heights += 1
-        self.ingress_pool.remove(ingress_ids(batch))
+        self.ingress_pool.remove(ingress_ids(batch, self.envelopes))
         self._to_certify.append((batch.height, root))
         if batch.requires_checkpoint:
             files = checkpoint.serialize_state(new, self.state.codec)
@@ -579,6 +591,7 @@ class Replica:
         checkpoint_interval: int | None = None,
         state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
         authenticate: SenderAuthenticator | None = authenticate_ingress,
+        envelopes: EnvelopeCache | None = None,
     ) -> Replica:
         """Restart a node from its state directory: checkpoint + CUP, then the chain above.
 
@@ -621,6 +634,7 @@ class Replica:
                 engine=engine,
                 state_sync=state_sync,
                 authenticate=authenticate,
+                envelopes=envelopes,
             )
             replica._persisted_chain = _last_chain_height(state_dir)
             for artifact in _load_chain(state_dir, cup.height):

@@ -12,7 +12,12 @@ from typing import Final
 import attrs
 
 from icp.execution.executor import ExecutionEnvironment
-from icp.messaging.ingress import APPLICATION_SUBNET_LIMITS, SYSTEM_SUBNET_LIMITS, IngressLimits
+from icp.messaging.ingress import (
+    APPLICATION_SUBNET_LIMITS,
+    SYSTEM_SUBNET_LIMITS,
+    EnvelopeCache,
+    IngressLimits,
+)
 from icp.messaging.xnet import DEFAULT_STREAM_MESSAGE_LIMIT, SYSTEM_SUBNET_STREAM_MSG_LIMIT
 from icp.principal import Principal
 from icp.state.replicated_state import NetworkTopology
@@ -85,6 +90,8 @@ class SubnetExecutionConfig:
     max_slice_messages: int = 1_000  # messages the payload builder pulls per slice
     max_xnet_bytes_per_block: int = 4 * 1024 * 1024
     topology: NetworkTopology | None = None
+    envelopes: EnvelopeCache | None = attrs.field(default=None, eq=False, repr=False)
+    """Per-process memo of envelope parsing (speed only; None parses every time)."""
 
     @property
     def subnet_size(self) -> int:
@@ -98,6 +105,7 @@ class SubnetExecutionConfig:
         env: ExecutionEnvironment,
         subnet_type: SubnetType = SubnetType.APPLICATION,
         topology: NetworkTopology | None = None,
+        envelopes: EnvelopeCache | None = None,
     ) -> SubnetExecutionConfig:
         """Return the preset limits for an application or a system subnet."""
         system = subnet_type is SubnetType.SYSTEM
@@ -113,4 +121,5 @@ class SubnetExecutionConfig:
             if system
             else DEFAULT_STREAM_MESSAGE_LIMIT,
             topology=topology,
+            envelopes=envelopes,
         )

@@ -98,9 +98,13 @@ def parse_batch_ingress(
     Spec: interface spec §"Envelope"; protocol digest §4.1 step 2(a).
     """
     out: list[SignedIngress] = []
+    cache = config.envelopes
     for data in envelopes:
         try:
-            out.append(parse_call_envelope(data, limits=config.ingress_limits))
+            if cache is not None:
+                out.append(cache.parse_call(data, config.ingress_limits))
+            else:
+                out.append(parse_call_envelope(data, limits=config.ingress_limits))
         except IngressError:
             continue
     return out

@@ -385,3 +385,154 @@ def select_ingress(
             if len(chosen) >= limits.max_messages_per_block:
                 break
     return tuple(chosen)
+
+
+INGRESS_CACHE_ENTRIES: Final = 200_000
+"""Entries an ``EnvelopeCache`` or ``CachingAuthenticator`` keeps (oldest evicted first)."""
+
+_FOREVER: Final = 1 << 128
+
+
+def _evict_oldest(entries: dict[object, object], limit: int) -> None:
+    while len(entries) > limit:
+        del entries[next(iter(entries))]
+
+
+class EnvelopeCache:
+    """Per-process memo of ``parse_call_envelope``: each distinct envelope is parsed once.
+
+    Parsing (CBOR decoding, the request id's representation-independent hash, field
+    checks) is a pure function of the envelope bytes and the limits, and one envelope
+    is parsed many times in one process: on submission, by every replica's payload
+    validator, by induction and by ingress-pool cleanup on every replica.  Only
+    successes are kept; a malformed envelope is parsed (and refused) every time.
+    Share one instance among the replicas of ONE process; it changes speed, never
+    outcomes.
+    Spec: interface spec §"Envelope", §"Request ids" (the parse is deterministic).
+    """
+
+    def __init__(self, max_entries: int = INGRESS_CACHE_ENTRIES) -> None:
+        self._entries: dict[bytes, tuple[IngressLimits, SignedIngress]] = {}
+        self._max = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def parse_call(
+        self, data: bytes, limits: IngressLimits = APPLICATION_SUBNET_LIMITS
+    ) -> SignedIngress:
+        """Return ``parse_call_envelope(data, limits=limits)``; raise ``IngressError``."""
+        cached = self._entries.get(data)
+        if cached is not None and (cached[0] is limits or cached[0] == limits):
+            self.hits += 1
+            return cached[1]
+        self.misses += 1
+        message = parse_call_envelope(data, limits=limits)
+        self._entries[data] = (limits, message)
+        _evict_oldest(self._entries, self._max)  # type: ignore[arg-type]
+        return message
+
+
+class CachingAuthenticator:
+    """A ``SenderAuthenticator`` that verifies each distinct signed request once per process.
+
+    Whether a request authenticates depends on the request id, the target canister,
+    ``sender_pubkey``, ``sender_sig`` and the delegations, and on the time only through
+    the delegations' expirations (``expiration >= now`` for each).  So a success at
+    some time stays a success until the earliest expiration: the memo keeps, per
+    distinct request, that deadline and answers "valid" while ``now`` has not passed
+    it.  Failures are never kept: a bad signature is checked (and refused) each time.
+    Every real signature is still verified at least once per process.
+
+    Share one instance among the replicas of ONE process (like consensus'
+    ``VerificationCache``): the entry node's admission check, every peer's admission
+    of the gossiped message and every notary's block validation then cost one
+    verification together.  Replicas in separate processes (a real transport) each
+    have their own instance and verify again.  The IC likewise verifies an ingress
+    message's signature when it enters a node's ingress pool and does not redo the
+    work for messages it has already validated.
+    Spec: interface spec §"Authentication" (delegation ``expiration``, signature over
+    ``"\\x0Aic-request" || request_id``); dfinity/ic ``rs/ingress_manager``
+    (validated ingress pool) [mem].
+    """
+
+    def __init__(
+        self, inner: SenderAuthenticator | None = None, max_entries: int = INGRESS_CACHE_ENTRIES
+    ) -> None:
+        self.inner: SenderAuthenticator = inner if inner is not None else authenticate_ingress
+        self._valid_until: dict[tuple[object, ...], int] = {}
+        self._max = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _deadline(delegations: Sequence[SignedDelegation]) -> int:
+        return min((d.delegation.expiration for d in delegations), default=_FOREVER)
+
+    def _known(self, key: tuple[object, ...], now: int) -> bool:
+        until = self._valid_until.get(key)
+        if until is not None and now <= until:
+            self.hits += 1
+            return True
+        self.misses += 1
+        return False
+
+    def _remember(self, key: tuple[object, ...], until: int) -> None:
+        self._valid_until[key] = until
+        _evict_oldest(self._valid_until, self._max)  # type: ignore[arg-type]
+
+    def __call__(self, message: SignedIngress, now: Time) -> None:
+        """Authenticate ``message`` at ``now`` (the inner authenticator on a miss).
+
+        Raises ``IngressError`` as the inner authenticator does.
+        Spec: interface spec §"Authentication".
+        """
+        key = (
+            b"call",
+            message.message_id,
+            message.canister_id.raw,
+            message.sender_pubkey,
+            message.sender_sig,
+            message.sender_delegation,
+        )
+        if self._known(key, now):
+            return
+        self.inner(message, now)
+        self._remember(key, self._deadline(message.sender_delegation))
+
+    def authenticate_request(
+        self,
+        sender: Principal,
+        request_id: bytes,
+        now: int,
+        *,
+        sender_pubkey: bytes | None,
+        sender_sig: bytes | None,
+        sender_delegation: tuple[SignedDelegation, ...],
+        target: Principal | None,
+    ) -> None:
+        """Memoised ``icp.crypto.user_sig.authenticate_request`` (query and read_state).
+
+        Raises ``AuthenticationError`` naming what failed.
+        Spec: interface spec §"Authentication".
+        """
+        key = (
+            b"request",
+            request_id,
+            sender.raw,
+            None if target is None else target.raw,
+            sender_pubkey,
+            sender_sig,
+            sender_delegation,
+        )
+        if self._known(key, now):
+            return
+        authenticate_request(
+            sender,
+            request_id,
+            now,
+            sender_pubkey=sender_pubkey,
+            sender_sig=sender_sig,
+            sender_delegation=sender_delegation,
+            target=target,
+        )
+        self._remember(key, self._deadline(sender_delegation))

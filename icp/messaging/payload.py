@@ -41,13 +41,13 @@ from icp.consensus.artifacts import BatchPayload, Block, DataPayload, XNetSlice
 from icp.consensus.context import InvalidArtifact
 from icp.messaging.config import SubnetExecutionConfig
 from icp.messaging.ingress import (
+    EnvelopeCache,
     IngressError,
     IngressPool,
     SenderAuthenticator,
     SignedIngress,
     authenticate_ingress,
     check_ingress,
-    parse_call_envelope,
     select_ingress,
 )
 from icp.messaging.queues import MANAGEMENT_CANISTER
@@ -90,27 +90,23 @@ class IcPayloadBuilder:
         xnet_client: XNetClient = _no_xnet,
         *,
         authenticate: SenderAuthenticator | None = authenticate_ingress,
+        envelopes: EnvelopeCache | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
         self.state = state
         self.xnet_client = xnet_client
         self.authenticate = authenticate
-        self._parsed: dict[bytes, SignedIngress | None] = {}
+        self.envelopes = envelopes if envelopes is not None else config.envelopes or EnvelopeCache()
         self._slices: dict[tuple[bytes, int, bytes], StreamSlice[object] | None] = {}
 
     # ------------------------------------------------------------------ helpers
 
     def _parse(self, data: bytes) -> SignedIngress | None:
-        key = hashlib.sha256(data).digest()
-        if key not in self._parsed:
-            if len(self._parsed) > _CACHE_LIMIT:
-                self._parsed.clear()
-            try:
-                self._parsed[key] = parse_call_envelope(data, limits=self.config.ingress_limits)
-            except IngressError:
-                self._parsed[key] = None
-        return self._parsed[key]
+        try:
+            return self.envelopes.parse_call(data, self.config.ingress_limits)
+        except IngressError:
+            return None
 
     def _verify_slice(
         self, state: ReplicatedState, source: Principal, data: bytes, from_index: int
@@ -255,7 +251,7 @@ class IcPayloadBuilder:
         seen: set[bytes] = set()
         for data in ingress:
             try:
-                message = parse_call_envelope(data, limits=limits)
+                message = self.envelopes.parse_call(data, limits)
                 check_ingress(message, time, self.authenticate, limits=limits)
             except IngressError as exc:
                 raise InvalidArtifact(f"invalid ingress message: {exc}") from None

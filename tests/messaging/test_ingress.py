@@ -7,15 +7,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from icp import Principal
+from icp.crypto.errors import AuthenticationError
 from icp.crypto.hashing import cbor_encode, request_id
 from icp.crypto.user_sig import Ed25519Identity, delegate, sign_request
 from icp.messaging.ingress import (
     MAX_INGRESS_TTL,
     PERMITTED_DRIFT,
+    CachingAuthenticator,
+    EnvelopeCache,
     IngressError,
     IngressLimits,
     IngressPool,
     SignedIngress,
+    authenticate_ingress,
     check_ingress,
     is_expiry_valid,
     parse_call_envelope,
@@ -141,6 +145,83 @@ def test_delegation_chain_and_targets() -> None:
         check_ingress(parse_call_envelope(body([Principal.from_canister_index(99)])), NOW)
     with pytest.raises(IngressError, match="signature check failed"):
         check_ingress(parse_call_envelope(body(None)), Time(expiry + 1))
+
+
+def test_caching_authenticator_verifies_once_and_never_caches_failures() -> None:
+    alice = Ed25519Identity.from_seed(b"a" * 32)
+    envelope, body = signed_call(alice)
+    calls: list[bytes] = []
+
+    def counting(message: SignedIngress, now: Time) -> None:
+        calls.append(message.message_id)
+        authenticate_ingress(message, now)
+
+    cache = CachingAuthenticator(counting)
+    message = parse_call_envelope(body)
+    for _ in range(3):
+        check_ingress(message, NOW, cache)
+    assert len(calls) == 1 and cache.hits == 2
+    forged = dict(envelope, sender_sig=bytes(64))
+    bad = parse_call_envelope(cbor_encode(forged))
+    assert bad.message_id == message.message_id  # same request, another signature
+    for _ in range(2):
+        with pytest.raises(IngressError, match="signature check failed"):
+            check_ingress(bad, NOW, cache)
+    assert len(calls) == 3  # each failing check verified again
+
+
+def test_caching_authenticator_honours_delegation_expiry() -> None:
+    alice = Ed25519Identity.from_seed(b"a" * 32)
+    session = Ed25519Identity.from_seed(b"s" * 32)
+    sender = Principal.self_authenticating(alice.public_key_der())
+    expiry = NOW + 30 * 10**9
+    c = content(sender=sender.bytes)
+    body = cbor_encode(
+        {
+            "content": c,
+            "sender_pubkey": alice.public_key_der(),
+            "sender_delegation": [
+                delegate(alice, session.public_key_der(), expiry).to_cbor_value()
+            ],
+            "sender_sig": sign_request(session, request_id(c)),
+        }
+    )
+    cache = CachingAuthenticator()
+    message = parse_call_envelope(body)
+    check_ingress(message, NOW, cache)
+    check_ingress(message, Time(expiry), cache)  # still valid at the expiration itself
+    assert cache.hits == 1
+    with pytest.raises(IngressError, match="signature check failed"):
+        check_ingress(message, Time(expiry + 1), cache)  # the memo does not outlive it
+    # the request-level form (query, read_state) follows the same rule
+    kwargs = {
+        "sender_pubkey": alice.public_key_der(),
+        "sender_sig": sign_request(session, request_id(c)),
+        "sender_delegation": message.sender_delegation,
+        "target": CANISTER,
+    }
+    cache.authenticate_request(sender, request_id(c), NOW, **kwargs)  # type: ignore[arg-type]
+    cache.authenticate_request(sender, request_id(c), NOW, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(AuthenticationError, match="expired"):
+        cache.authenticate_request(sender, request_id(c), expiry + 1, **kwargs)  # type: ignore[arg-type]
+
+
+def test_envelope_cache_parses_once_per_envelope_and_limits() -> None:
+    cache = EnvelopeCache(max_entries=2)
+    body = cbor_encode({"content": content(nonce=b"1")})
+    first = cache.parse_call(body)
+    assert cache.parse_call(body) is first and cache.hits == 1
+    assert first == parse_call_envelope(body)
+    with pytest.raises(IngressError) as info:  # other limits: parsed again, and refused
+        cache.parse_call(body, IngressLimits(max_message_bytes=10))
+    assert info.value.http_status == 413
+    with pytest.raises(IngressError):  # malformed input is never cached
+        cache.parse_call(b"\xff")
+    for n in range(2, 5):
+        cache.parse_call(cbor_encode({"content": content(nonce=bytes([n]))}))
+    misses = cache.misses
+    cache.parse_call(body)  # evicted (bounded memo): parsed again
+    assert cache.misses == misses + 1
 
 
 def test_non_anonymous_needs_key_and_signature_and_anonymous_needs_none() -> None:
