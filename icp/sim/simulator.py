@@ -50,6 +50,12 @@ class Trace:
     """node -> height -> block hash."""
     finalized_at: dict[int, dict[int, int]] = attrs.field(factory=dict)
     """node -> height -> virtual time (ns) the replica saw it finalized."""
+    stages: dict[int, dict[tuple[str, int], int]] = attrs.field(factory=dict)
+    """node -> (stage, height) -> virtual time the replica first held it validated.
+
+    Stages: ``beacon``, ``proposal``, ``notarized``, ``equivocation`` (a proof that the
+    height's block maker equivocated); ``finalized_at`` has the finalizations.  Not part
+    of the digest (it is derived from the same events)."""
     messages_sent: int = 0
     messages_delivered: int = 0
     _hasher: object = attrs.field(factory=hashlib.sha256, repr=False)
@@ -114,6 +120,7 @@ class Simulation:
         self._queue: list[tuple[int, int, int, int, ConsensusArtifact | None]] = []
         self._seq = 0
         self._pending_tick: dict[int, int] = {}
+        self._stage_cursor: dict[int, dict[str, int]] = {}
         for i in range(config.n):
             self._schedule_tick(i, Time(0))
             self._push(Time(self.timer_interval), 1, i, None)
@@ -189,6 +196,7 @@ class Simulation:
         replica = self.replicas[node]
         produced = replica.tick(self.now)
         self._record_finalized(node, replica)
+        self._record_stages(node, replica)
         for send in behaviour.outgoing(replica, self.now, produced):
             recipients = send.to if send.to is not None else range(self.config.n)
             key = send.artifact.artifact_hash()
@@ -208,6 +216,26 @@ class Simulation:
                 seen[height] = block_hash
                 times[height] = self.now
                 self.trace.record("final", self.now, node, height, block_hash)
+
+    def _record_stages(self, node: int, replica: ConsensusReplica) -> None:
+        reader = replica.reader
+        marks = self.trace.stages.setdefault(node, {})
+        cursor = self._stage_cursor.setdefault(node, {})
+        low = int(reader.cup_height())
+        present: dict[str, Callable[[int], bool]] = {
+            "beacon": lambda h: reader.beacon_at(h) is not None,
+            "proposal": lambda h: bool(reader.proposals_at(h)),
+            "notarized": lambda h: h <= reader.notarized_height(),
+        }
+        for stage, holds in present.items():
+            h = max(cursor.get(stage, 1), low + 1)
+            while holds(h):
+                marks.setdefault((stage, h), self.now)
+                h += 1
+            cursor[stage] = h
+        for h in range(int(reader.finalized_height()) + 1, cursor["proposal"]):
+            if ("equivocation", h) not in marks and reader.equivocators_at(h):
+                marks[("equivocation", h)] = self.now
 
 
 def finalized_heights(sim: Simulation) -> dict[int, Height]:
