@@ -22,23 +22,34 @@ conventions); interface spec §1.2-§1.3 (envelopes).
 
 from __future__ import annotations
 
+import base64
+import enum
+import functools
 import gzip
 import hashlib
-from collections.abc import Mapping
+import importlib
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import attrs
 
 from icp.candid import decode, encode
 from icp.crypto.hashing import cbor_encode, request_id
-from icp.crypto.user_sig import Ed25519Identity, Identity, principal_of, sign_request
+from icp.crypto.user_sig import Identity, principal_of, sign_request
+from icp.execution.canister import CanisterState
 from icp.execution.management import (
     CanisterIdRecord,
+    CanisterStatusResult,
     InstallCodeArgs,
     ProvisionalCreateArgs,
     TopUpArgs,
 )
-from icp.ic import ICError, InternetComputer, SubnetKind
+from icp.execution.system_api import Reject
+from icp.ic import ICError, InternetComputer, Subnet
 from icp.ic import SubnetConfig as SubnetSpec
+from icp.ic import SubnetKind as ICSubnetKind
 from icp.principal import Principal
 
 DEFAULT_TTL = 4 * 60 * 1_000_000_000
@@ -105,20 +116,51 @@ def envelope(content: Mapping[str, Any], identity: Identity | None = None) -> by
 # ---------------------------------------------------------------------------- pocket-ic
 
 
-class SubnetKindPIC:
-    """Names of ``pocket_ic.SubnetKind`` members (values as the package spells them)."""
+class SubnetKind(enum.StrEnum):
+    """The kind of a subnet, as ``pocket_ic.SubnetKind`` names it.
+
+    A ``str`` enum, so ``SubnetKind.APPLICATION == "Application"`` holds as well.
+    Spec: pocket-ic package ``pocket_ic/subnet_config.py``.
+    """
 
     APPLICATION = "Application"
+    BITCOIN = "Bitcoin"
+    FIDUCIARY = "Fiduciary"
+    II = "II"
     NNS = "NNS"
+    SNS = "SNS"
     SYSTEM = "System"
+    VERIFIED_APPLICATION = "VerifiedApplication"
+
+
+SubnetKindPIC = SubnetKind
+"""Earlier name of ``SubnetKind``."""
+
+_IC_KIND: Final[Mapping[SubnetKind, ICSubnetKind]] = {
+    SubnetKind.NNS: ICSubnetKind.NNS,
+    SubnetKind.APPLICATION: ICSubnetKind.APPLICATION,
+    SubnetKind.VERIFIED_APPLICATION: ICSubnetKind.APPLICATION,
+    SubnetKind.FIDUCIARY: ICSubnetKind.APPLICATION,
+    SubnetKind.II: ICSubnetKind.SYSTEM,
+    SubnetKind.BITCOIN: ICSubnetKind.SYSTEM,
+    SubnetKind.SNS: ICSubnetKind.SYSTEM,
+    SubnetKind.SYSTEM: ICSubnetKind.SYSTEM,
+}
+"""How each PocketIC kind runs here: fiduciary and verified subnets are application
+subnets on mainnet; II, Bitcoin and SNS are system subnets (protocol digest §3.2)."""
+
+TOPOLOGY_FILE: Final = "topology.json"
+"""The file in an instance's state directory that records its subnets (as pocket-ic)."""
 
 
 class SubnetConfig:
     """Which subnets a ``PocketIC`` instance has (``pocket_ic.SubnetConfig``).
 
-    ``bitcoin``, ``fiduciary``, ``ii`` and ``sns`` become system (NNS-like, fee-free
-    where the IC says so) or application subnets as on mainnet: fiduciary is an
-    application subnet, the others system subnets.
+    ``state_dir``: an empty directory stores the new instance's state there; a
+    directory a previous instance used restores it (subnets, canisters, time).
+    ``add_subnet_with_state`` loads one subnet from a previous instance's directory
+    (``<state_dir>/<key>`` with ``<key>`` from its ``topology.json``).
+    Spec: pocket-ic package ``pocket_ic/subnet_config.py``.
     """
 
     def __init__(
@@ -130,6 +172,8 @@ class SubnetConfig:
         nns: bool = False,
         sns: bool = False,
         system: int = 0,
+        verified_application: int = 0,
+        state_dir: str | Path | None = None,
     ) -> None:
         self.application = application
         self.bitcoin = bitcoin
@@ -138,33 +182,253 @@ class SubnetConfig:
         self.nns = nns
         self.sns = sns
         self.system = system
+        self.verified_application = verified_application
+        self.state_dir = state_dir
+        self.from_state: list[tuple[SubnetKind, Path]] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"SubnetConfig(application={self.application}, bitcoin={self.bitcoin}, "
+            f"fiduciary={self.fiduciary}, ii={self.ii}, nns={self.nns}, sns={self.sns}, "
+            f"system={self.system}, verified_application={self.verified_application}, "
+            f"state_dir={self.state_dir!r}, from_state={self.from_state!r})"
+        )
+
+    def add_subnet_with_state(self, subnet_type: SubnetKind, state_dir_path: str | Path) -> None:
+        """Load a subnet of kind ``subnet_type`` from a previous instance's subnet directory."""
+        self.from_state.append((SubnetKind(subnet_type), Path(state_dir_path)))
+
+    def kinds(self) -> list[SubnetKind]:
+        """Return the new subnets' kinds in creation order (NNS, then application ...)."""
+        return (
+            [SubnetKind.NNS] * bool(self.nns)
+            + [SubnetKind.APPLICATION] * self.application
+            + [SubnetKind.VERIFIED_APPLICATION] * self.verified_application
+            + [SubnetKind.FIDUCIARY] * bool(self.fiduciary)
+            + [SubnetKind.II] * bool(self.ii)
+            + [SubnetKind.BITCOIN] * bool(self.bitcoin)
+            + [SubnetKind.SNS] * bool(self.sns)
+            + [SubnetKind.SYSTEM] * self.system
+        )
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for an empty or negative configuration (as pocket-ic)."""
-        if not (
-            self.bitcoin
-            or self.fiduciary
-            or self.ii
-            or self.nns
-            or self.sns
-            or self.system
-            or self.application
-        ):
-            raise ValueError("At least one subnet must be configured.")
-        if self.application < 0 or self.system < 0:
+        """Raise ``ValueError`` for negative counts or an empty configuration (as pocket-ic)."""
+        if min(self.application, self.system, self.verified_application) < 0:
             raise ValueError("The number of application and system subnets must be non-negative.")
+        state_dir = Path(self.state_dir) if self.state_dir is not None else None
+        has_state = state_dir is not None and state_dir.is_dir() and any(state_dir.iterdir())
+        if not (self.kinds() or self.from_state or has_state):
+            raise ValueError(
+                "At least one subnet or a non-empty state directory must be configured."
+            )
 
-    def specs(self, nodes: int) -> list[tuple[str, SubnetSpec]]:
-        """Return (pocket-ic kind name, subnet spec) in creation order; NNS first."""
-        out = [("NNS", SubnetSpec(SubnetKind.NNS, nodes))]
-        for flag, name in ((self.ii, "II"), (self.bitcoin, "Bitcoin"), (self.sns, "SNS")):
-            if flag:
-                out.append((name, SubnetSpec(SubnetKind.SYSTEM, nodes)))
-        if self.fiduciary:
-            out.append(("Fiduciary", SubnetSpec(SubnetKind.APPLICATION, nodes)))
-        out += [("System", SubnetSpec(SubnetKind.SYSTEM, nodes))] * self.system
-        out += [("Application", SubnetSpec(SubnetKind.APPLICATION, nodes))] * self.application
-        return out
+
+# pocket-ic names of the IC's reject codes and error codes (the Rust enums' variant
+# names, which the pocket-ic server puts into its rejection errors).
+_REJECT_NAMES: Final[Mapping[int, str]] = {
+    1: "SysFatal",
+    2: "SysTransient",
+    3: "DestinationInvalid",
+    4: "CanisterReject",
+    5: "CanisterError",
+    6: "SysUnknown",
+}
+_ERROR_NAMES: Final[Mapping[int, str]] = {
+    101: "SubnetOversubscribed", 102: "MaxNumberOfCanistersReached",
+    201: "CanisterQueueFull", 202: "IngressMessageTimeout", 203: "CanisterQueueNotEmpty",
+    204: "IngressHistoryFull", 205: "CanisterIdAlreadyExists",
+    206: "StopCanisterRequestTimeout", 207: "CanisterOutOfCycles",
+    208: "CertifiedStateUnavailable", 209: "CanisterInstallCodeRateLimited",
+    210: "CanisterHeapDeltaRateLimited",
+    301: "CanisterNotFound", 305: "CanisterSnapshotNotFound",
+    402: "InsufficientMemoryAllocation", 403: "InsufficientCyclesForCreateCanister",
+    404: "SubnetNotFound", 405: "CanisterNotHostedBySubnet", 406: "CanisterRejectedMessage",
+    407: "UnknownManagementMessage", 408: "InvalidManagementPayload",
+    409: "CanisterSnapshotImmutable",
+    502: "CanisterTrapped", 503: "CanisterCalledTrap", 504: "CanisterContractViolation",
+    505: "CanisterInvalidWasm", 506: "CanisterDidNotReply", 507: "CanisterOutOfMemory",
+    508: "CanisterStopped", 509: "CanisterStopping", 510: "CanisterNotStopped",
+    511: "CanisterStoppingCancelled", 512: "CanisterInvalidController",
+    513: "CanisterFunctionNotFound", 514: "CanisterNonEmpty",
+    517: "QueryCallGraphLoopDetected", 520: "InsufficientCyclesInCall",
+    521: "CanisterWasmEngineError", 522: "CanisterInstructionLimitExceeded",
+    524: "CanisterMemoryAccessLimitExceeded", 525: "QueryCallGraphTooDeep",
+    526: "QueryCallGraphTotalInstructionLimitExceeded",
+    527: "CompositeQueryCalledInReplicatedMode", 528: "QueryTimeLimitExceeded",
+    529: "QueryCallGraphInternal", 530: "InsufficientCyclesInComputeAllocation",
+    531: "InsufficientCyclesInMemoryAllocation", 532: "InsufficientCyclesInMemoryGrow",
+    533: "ReservedCyclesLimitExceededInMemoryAllocation",
+    534: "ReservedCyclesLimitExceededInMemoryGrow",
+    535: "InsufficientCyclesInMessageMemoryGrow", 536: "CanisterMethodNotFound",
+    537: "CanisterWasmModuleNotFound", 538: "CanisterAlreadyInstalled",
+    539: "CanisterWasmMemoryLimitExceeded", 540: "ReservedCyclesLimitIsTooLow",
+    601: "DeadlineExpired", 602: "ResponseDropped",
+}  # fmt: skip
+"""Spec: dfinity/ic ``rs/types/error_types`` (``ErrorCode``, ``RejectCode``)."""
+
+
+def error_code_name(error_code: str) -> str:
+    """Return the IC's name of an ``IC<nnnn>`` error code (``IC0503`` -> ``CanisterCalledTrap``).
+
+    Spec: dfinity/ic ``rs/types/error_types`` (``ErrorCode`` variants).
+    """
+    try:
+        return _ERROR_NAMES[int(error_code.removeprefix("IC"))]
+    except (KeyError, ValueError):
+        return error_code or "None"
+
+
+class RejectError(ValueError):
+    """A call the IC rejected: pocket-ic's ``ValueError`` with its message convention.
+
+    The message reads ``PocketIC returned a rejection error: reject code CanisterError,
+    reject message ..., error code CanisterCalledTrap (IC0503)``: pocket-ic's text with
+    the IC's ``IC<nnnn>`` code appended.
+    Spec: pocket-ic package ``PocketIC._get_ok``; interface spec §"Reject codes".
+    """
+
+    def __init__(self, reject_code: int, reject_message: str, error_code: str) -> None:
+        self.reject_code = reject_code
+        self.reject_message = reject_message
+        self.error_code = error_code
+        name = error_code_name(error_code)
+        code = f"{name} ({error_code})" if error_code and name != error_code else name
+        super().__init__(
+            f"PocketIC returned a rejection error: reject code "
+            f"{_REJECT_NAMES.get(reject_code, reject_code)}, reject message {reject_message}, "
+            f"error code {code}"
+        )
+
+
+class ServerError(ConnectionError):
+    """A request refused outright (pocket-ic: the server's 4xx ``ConnectionError``).
+
+    Spec: pocket-ic package ``PocketICServer._check_status_code``.
+    """
+
+    def __init__(self, status_code: int, message: str) -> None:
+        self.status_code = status_code
+        self.message = message
+        super().__init__(f"PocketIC returned status code {status_code}: {message}")
+
+
+class PocketICServer:
+    """The in-process stand-in for pocket-ic's server: the registry of this process's instances.
+
+    pocket-ic shares one server per process; ``PocketIC`` instances share
+    ``DEFAULT_SERVER`` unless given another one.  There is no server process.
+    """
+
+    def __init__(self) -> None:
+        self._instances: list[str] = []
+
+    def new_instance(self) -> int:
+        """Register an instance; return its id."""
+        self._instances.append("Available")
+        return len(self._instances) - 1
+
+    def delete_instance(self, instance_id: int) -> None:
+        """Mark an instance deleted."""
+        self._instances[instance_id] = "Deleted"
+
+    def list_instances(self) -> list[str]:
+        """Return every instance's state (``"Available"`` or ``"Deleted"``), by id."""
+        return list(self._instances)
+
+
+DEFAULT_SERVER: Final = PocketICServer()
+
+
+class Topology(dict[Any, SubnetKind]):
+    """Subnet id -> kind; callable (``pic.topology()``, pocket-ic >= 3) and a mapping (earlier)."""
+
+    def __call__(self) -> Topology:
+        return self
+
+
+@attrs.frozen
+class _Layout:
+    """An instance's subnets as ``topology.json`` records them."""
+
+    seed: bytes
+    nodes: int
+    kinds: tuple[SubnetKind, ...]
+    hidden: frozenset[int]
+    """Indices of subnets the user did not configure (the NNS that always runs)."""
+
+    def to_json(self, subnet_ids: Sequence[Principal]) -> str:
+        return json.dumps(
+            {
+                "subnet_configs": {
+                    f"subnet-{i}": {
+                        "subnet_config": {"subnet_kind": kind.value, "nodes": self.nodes},
+                        "subnet_id": subnet_ids[i].to_text(),
+                        "hidden": i in self.hidden,
+                    }
+                    for i, kind in enumerate(self.kinds)
+                },
+                "seed": self.seed.hex(),
+                "nodes": self.nodes,
+            },
+            indent=1,
+        )
+
+    @staticmethod
+    def load(state_dir: Path) -> _Layout:
+        path = state_dir / TOPOLOGY_FILE
+        try:
+            data = json.loads(path.read_text())
+            configs = data["subnet_configs"]
+            kinds = tuple(
+                SubnetKind(configs[f"subnet-{i}"]["subnet_config"]["subnet_kind"])
+                for i in range(len(configs))
+            )
+            hidden = frozenset(i for i in range(len(kinds)) if configs[f"subnet-{i}"]["hidden"])
+            return _Layout(bytes.fromhex(data["seed"]), int(data["nodes"]), kinds, hidden)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} does not describe a PocketIC instance: {exc}") from None
+
+
+def _plan(
+    config: SubnetConfig, state_dir: Path | None, seed: bytes, nodes: int
+) -> tuple[_Layout, Path | None]:
+    """Return the layout to build (or restore) and the IC's state directory."""
+    if config.from_state:
+        roots = {path.parent.resolve() for _, path in config.from_state}
+        if len(roots) != 1 or config.kinds():
+            raise ValueError(
+                "subnets loaded with add_subnet_with_state must all come from one PocketIC "
+                "state directory, without new subnets besides them"
+            )
+        root = roots.pop()
+        if state_dir is not None and state_dir.resolve() != root:
+            raise ValueError(f"state_dir {state_dir} differs from the subnets' directory {root}")
+        layout = _Layout.load(root)
+        visible: set[int] = set()
+        for kind, path in config.from_state:
+            index = int(path.name.removeprefix("subnet-")) if path.name[7:].isdigit() else -1
+            if not 0 <= index < len(layout.kinds) or layout.kinds[index] is not kind:
+                raise ValueError(f"{path} is not a {kind.value} subnet of the instance in {root}")
+            visible.add(index)
+        return attrs.evolve(layout, hidden=frozenset(range(len(layout.kinds))) - visible), root
+    if state_dir is not None and (state_dir / TOPOLOGY_FILE).exists():
+        layout = _Layout.load(state_dir)
+        shown = sorted(k.value for i, k in enumerate(layout.kinds) if i not in layout.hidden)
+        wanted = sorted(k.value for k in config.kinds())
+        if wanted and wanted != shown:
+            raise ValueError(
+                f"{state_dir} holds an instance with subnets {shown}, not {wanted}; "
+                "pass SubnetConfig(state_dir=...) alone to restore it"
+            )
+        return layout, state_dir
+    if state_dir is not None and state_dir.exists() and any(state_dir.iterdir()):
+        raise ValueError(f"state_dir {state_dir} is neither empty nor a PocketIC state directory")
+    kinds = config.kinds()
+    hidden: frozenset[int] = frozenset()
+    if SubnetKind.NNS not in kinds:
+        kinds = [SubnetKind.NNS, *kinds]
+        hidden = frozenset({0})
+    return _Layout(seed, nodes, tuple(kinds), hidden), state_dir
 
 
 def _principal(value: Any) -> Principal:
@@ -181,10 +445,92 @@ def _principal(value: Any) -> Principal:
     raise TypeError(f"not a principal: {value!r}")
 
 
+def _icpy() -> Any:
+    """Return the ``ic`` module of ic-py (raises ImportError when it is not installed)."""
+    return importlib.import_module("ic")
+
+
+def _has_icpy() -> bool:
+    try:
+        _icpy()
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _icpy_principal_class(ic_principal: type) -> type:
+    """Return a subclass of ``ic.Principal`` that compares and hashes by its bytes.
+
+    ic-py's ``Principal`` compares by identity; this subclass is still an
+    ``ic.Principal`` for every other purpose, and works as a dictionary key.
+    """
+
+    def __eq__(self: Any, other: object) -> bool:
+        raw = getattr(other, "bytes", None)
+        return isinstance(raw, bytes) and raw == self.bytes
+
+    def __hash__(self: Any) -> int:
+        return hash(self.bytes)
+
+    return type("Principal", (ic_principal,), {"__eq__": __eq__, "__hash__": __hash__})
+
+
+def _reply_data(data: bytes) -> bytes | list[int]:
+    """Return a reply as pocket-ic does: Candid as bytes, anything else as a list of ints.
+
+    Spec: pocket-ic package ``PocketIC._get_ok_data``.
+    """
+    return data if data.startswith(b"DIDL") else list(data)
+
+
+def _settings(settings: Any) -> dict[str, Any] | None:
+    """Return canister settings with opt fields as values or None.
+
+    Accepts ic-py's convention (``{"controllers": [[p1, p2]], "freezing_threshold": []}``,
+    an opt as a list of zero or one element) and ours (``{"controllers": [p1, p2]}``).
+    """
+    if not settings:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in dict(settings).items():
+        if key == "controllers":
+            if isinstance(value, list) and value and isinstance(value[0], list | tuple):
+                value = value[0]
+            elif value == []:
+                value = None
+            value = None if value is None else [_principal(c) for c in value]
+        elif isinstance(value, list):
+            if len(value) > 1:
+                raise ValueError(f"setting {key}: an opt holds at most one value, got {value!r}")
+            value = value[0] if value else None
+        out[key] = value
+    return out
+
+
 class PocketIC:
     """A drop-in for ``pocket_ic.PocketIC``, running an in-process IC (no server).
 
-    Spec: pocket-ic package (``PocketIC``); see module docstring.
+    Theory of operation.  The instance is an ``InternetComputer`` with one node per
+    subnet (``nodes=`` for more) in PocketIC's trusted test mode (any sender without
+    a signature).  An NNS subnet always runs, since its key is the root key that
+    certifies everything; when the configuration has no NNS it is *hidden*: absent
+    from ``topology()``, ``get_root_key()`` is None and its canister ids belong to no
+    subnet, as in pocket-ic.  Time: ``set_time``/``advance_time`` pin the time that
+    ``get_time`` returns; the IC runs up to it before the next call or ``tick``.
+
+    With ic-py installed (``icpy=None`` detects it), principals are returned as
+    ``ic.Principal`` (comparing by bytes), ``install_code`` takes ic-py's typed
+    argument lists and ``create_and_install_canister_with_candid`` returns an
+    ``ic.Canister``; otherwise ``icp.Principal`` and Candid bytes.  Replies are bytes
+    when Candid, else lists of ints; rejects raise ``RejectError`` (a ``ValueError``),
+    requests refused outright ``ServerError`` (a ``ConnectionError``), as pocket-ic.
+
+    Differences from ``pocket-ic``: creating a canister with an id outside every
+    subnet's ranges is refused (pocket-ic adds a subnet); subnets keep our canister
+    ranges (NNS: ids 0..2**20-1, others 2**20 ids from the dfx range), not mainnet's.
+    Spec: pocket-ic package ``pocket_ic/pocket_ic.py``; the Rust ``pocket-ic`` crate
+    (upgrade/reinstall/uninstall, start/stop/delete, canister_status, ingress status).
     """
 
     def __init__(
@@ -195,100 +541,171 @@ class PocketIC:
         seed: bytes | int = 0,
         state_dir: str | Path | None = None,
         time: int | None = None,
+        icpy: bool | None = None,
+        server: PocketICServer | None = None,
     ) -> None:
-        """Create an instance (default: one application subnet, plus the NNS)."""
+        """Create an instance (default: one application subnet)."""
         config = subnet_config if subnet_config is not None else SubnetConfig(application=1)
+        if (
+            state_dir is not None
+            and config.state_dir is not None
+            and Path(state_dir).resolve() != Path(config.state_dir).resolve()
+        ):
+            raise ValueError("state_dir given twice, with different directories")
+        chosen = state_dir if state_dir is not None else config.state_dir
         config.validate()
-        named = config.specs(nodes)
+        seed_bytes = seed.to_bytes(32, "big") if isinstance(seed, int) else bytes(seed)
+        layout, ic_dir = _plan(
+            config, Path(chosen) if chosen is not None else None, seed_bytes, nodes
+        )
         kwargs: dict[str, Any] = {} if time is None else {"time": time}
-        # PocketIC lets a test act as any principal (set_sender) without its key, as the
-        # pocket-ic server does: the IC runs in its trusted test mode.
         self.ic = InternetComputer(
-            [spec for _, spec in named],
-            seed=seed,
-            state_dir=state_dir,
+            [SubnetSpec(_IC_KIND[kind], layout.nodes) for kind in layout.kinds],
+            seed=layout.seed,
+            state_dir=ic_dir,
             authenticate_senders=False,
             **kwargs,
         )
-        self.topology: dict[Principal, str] = {
-            subnet.subnet_id: name for (name, _), subnet in zip(named, self.ic.subnets, strict=True)
+        if ic_dir is not None and not (ic_dir / TOPOLOGY_FILE).exists():
+            ic_dir.mkdir(parents=True, exist_ok=True)
+            (ic_dir / TOPOLOGY_FILE).write_text(
+                layout.to_json([s.subnet_id for s in self.ic.subnets])
+            )
+        self.icpy = _has_icpy() if icpy is None else icpy
+        self._kinds: dict[bytes, SubnetKind] = {
+            subnet.subnet_id.raw: kind
+            for i, (subnet, kind) in enumerate(zip(self.ic.subnets, layout.kinds, strict=True))
+            if i not in layout.hidden
         }
-        self._default_subnet = next(
-            (s for s in self.ic.subnets if self.topology[s.subnet_id] == "Application"),
-            self.ic.subnets[-1],
+        self.topology = Topology(
+            (self._out(Principal(raw)), kind) for raw, kind in self._kinds.items()
         )
-        self.sender: Any = Principal.anonymous()
+        visible = [s for s in self.ic.subnets if s.subnet_id.raw in self._kinds]
+        self._default_subnet = next(
+            (s for s in visible if self._kinds[s.subnet_id.raw] is SubnetKind.APPLICATION),
+            next((s for s in visible if s.kind is not ICSubnetKind.NNS), visible[0]),
+        )
+        self.sender: Any = self._out(Principal.anonymous())
         self._submitted: dict[bytes, Principal] = {}
+        self._pinned_time: int | None = None
+        self._nonce = 0
+        self.server = server if server is not None else DEFAULT_SERVER
+        self.instance_id = self.server.new_instance()
+        self._closed = False
         self.ic.tick()
+
+    def close(self) -> None:
+        """Release the instance (its state stays in its state directory, if any)."""
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            self.ic.close()
+            self.server.delete_instance(self.instance_id)
 
     def __del__(self) -> None:
         """Release the instance at once (``del pic``)."""
-        ic = getattr(self, "ic", None)
-        if ic is not None:
-            ic.close()
+        self.close()
+
+    def _out(self, principal: Principal) -> Any:
+        """Return a principal as this instance hands them out (``ic.Principal`` with ic-py)."""
+        if self.icpy:
+            return _icpy_principal_class(_icpy().Principal)(principal.raw)
+        return principal
 
     # -- identity -------------------------------------------------------------------------
 
     def set_anonymous_sender(self) -> None:
         """Send the following calls as the anonymous principal."""
-        self.sender = Principal.anonymous()
+        self.sender = self._out(Principal.anonymous())
 
     def set_sender(self, principal: Any) -> None:
-        """Send the following calls as ``principal`` (a principal or an ``Identity``).
+        """Send the following calls as ``principal`` (a principal or an identity).
 
         A bare principal needs no key: like the pocket-ic server, this instance does
-        not check senders' signatures; an ``Identity`` signs its requests anyway.
+        not check senders' signatures; an ``icp`` identity signs its requests anyway,
+        an ic-py ``Identity`` sends as its principal.
         """
         self.sender = principal
 
     def _identity(self) -> tuple[Principal, Identity | None]:
-        if isinstance(self.sender, Ed25519Identity) or hasattr(self.sender, "sign"):
-            return principal_of(self.sender), self.sender
-        return _principal(self.sender), None
+        s = self.sender
+        if callable(getattr(s, "public_key_der", None)) and callable(getattr(s, "sign", None)):
+            return principal_of(s), s
+        if callable(getattr(s, "sender", None)):  # an ic-py Identity
+            return _principal(s.sender()), None
+        return _principal(s), None
 
     # -- time and topology ---------------------------------------------------------------
 
-    def get_root_key(self) -> bytes:
-        """Return the IC root key (DER) that verifies every certificate."""
+    def get_root_key(self) -> bytes | None:
+        """Return the IC root key (DER); None when the configuration has no NNS subnet."""
+        if SubnetKind.NNS not in self._kinds.values():
+            return None
         return self.ic.root_key
 
     def get_time(self) -> dict[str, int]:
-        """Return ``{'nanos_since_epoch': t}`` (the IC's current time)."""
-        return {"nanos_since_epoch": self.ic.time()}
+        """Return ``{'nanos_since_epoch': t}``: the time last set, else the IC's time."""
+        now = self._pinned_time if self._pinned_time is not None else self.ic.time()
+        return {"nanos_since_epoch": now}
 
     def set_time(self, time_nanosec: int) -> None:
-        """Set the IC's time (forward only: IC time is monotone)."""
-        self.ic.set_time(time_nanosec)
+        """Set the IC's time; the IC runs up to it before the next call or tick.
+
+        Raises ``ValueError`` for a time before the current one: IC time is monotone.
+        """
+        now = self.get_time()["nanos_since_epoch"]
+        if time_nanosec < now:
+            raise ValueError(
+                f"time {time_nanosec} is before the current time {now}: time is monotone"
+            )
+        self._pinned_time = time_nanosec
 
     def advance_time(self, nanosecs: int) -> None:
         """Move the IC's time forward by ``nanosecs``."""
-        self.ic.set_time(self.ic.time() + nanosecs)
+        self.set_time(self.get_time()["nanos_since_epoch"] + nanosecs)
+
+    def _sync(self) -> None:
+        """Run the IC up to a pinned time, so that the next message sees it."""
+        if self._pinned_time is not None:
+            pinned, self._pinned_time = self._pinned_time, None
+            if pinned > self.ic.time():
+                self.ic.set_time(pinned)
 
     def tick(self) -> None:
         """Let every subnet finalize, execute and certify one more height."""
+        self._sync()
         self.ic.tick()
 
-    def get_subnet(self, canister_id: Any) -> Principal | None:
+    def _route(self, canister_id: Principal) -> Subnet:
+        """Return the visible subnet whose ranges hold ``canister_id`` (else ``ServerError``)."""
+        try:
+            subnet = self.ic.subnet_of(canister_id)
+        except ICError:
+            subnet = None
+        if subnet is None or subnet.subnet_id.raw not in self._kinds:
+            raise ServerError(400, f"Canister {canister_id} does not belong to any subnet.")
+        return subnet
+
+    def get_subnet(self, canister_id: Any) -> Any:
         """Return the id of the subnet hosting ``canister_id`` (None if it does not exist)."""
         cid = _principal(canister_id)
         try:
-            subnet = self.ic.subnet_of(cid)
-        except ICError:
+            subnet = self._route(cid)
+        except ServerError:
             return None
         state, _ = subnet.serving_replica().certified()
-        return subnet.subnet_id if state.canister(cid) is not None else None
+        return self._out(subnet.subnet_id) if state.canister(cid) is not None else None
 
     def check_canister_exists(self, canister_id: Any) -> bool:
         """Return whether the canister exists."""
         return self.get_subnet(canister_id) is not None
 
-    def _canister(self, canister_id: Any) -> Any:
+    def _canister(self, canister_id: Any) -> CanisterState:
         cid = _principal(canister_id)
-        subnet = self.ic.subnet_of(cid)
-        state, _ = subnet.serving_replica().certified()
+        self._sync()
+        state, _ = self._route(cid).serving_replica().certified()
         canister = state.canister(cid)
         if canister is None:
-            raise ValueError(f"IC0301: Canister {cid} not found")
+            raise ServerError(400, f"Canister {cid} not found")
         return canister
 
     def get_cycles_balance(self, canister_id: Any) -> int:
@@ -301,8 +718,28 @@ class PocketIC:
         if runtime is None:
             return b""
         stable = runtime.stable
-        size = stable.size_bytes() if hasattr(stable, "size_bytes") else 0
-        return bytes(stable.read(0, size)) if size else b""
+        return stable.read(0, stable.size_bytes)
+
+    def set_stable_memory(
+        self, canister_id: Any, data: bytes, compression: str | None = None
+    ) -> None:
+        """Replace the canister's stable memory with ``data`` (``compression="gzip"``: gzipped).
+
+        Raises ``NotImplementedError`` when the IC offers no way to do it.
+        """
+        if compression == "gzip":
+            data = gzip.decompress(data)
+        elif compression is not None:
+            raise ValueError('only "gzip" compression is supported')
+        cid = _principal(canister_id)
+        setter = getattr(self.ic, "set_stable_memory", None)
+        if setter is None:
+            raise NotImplementedError(
+                "set_stable_memory: InternetComputer has no set_stable_memory yet"
+            )
+        self._sync()
+        self._route(cid)
+        setter(cid, bytes(data))
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -310,45 +747,50 @@ class PocketIC:
         self, canister_id: Principal, method: str, payload: bytes, ecid: Principal
     ) -> bytes:
         sender, identity = self._identity()
+        self._nonce += 1
+        nonce = hashlib.sha256(self.ic.seed + self.ic.time().to_bytes(16, "big")).digest()[:8]
         content = call_content(
-            "call", sender, canister_id, method, payload, self.ic.time() + DEFAULT_TTL,
-            nonce=hashlib.sha256(self.ic.seed + self.ic.time().to_bytes(16, "big")).digest()[:8]
-            + self._next_nonce(),
+            "call", sender, canister_id, method, bytes(payload), self.ic.time() + DEFAULT_TTL,
+            nonce=nonce + self._nonce.to_bytes(8, "big"),
         )  # fmt: skip
-        return self.ic.submit_call(envelope(content, identity), ecid)
+        try:
+            return self.ic.submit_call(envelope(content, identity), ecid)
+        except ICError as exc:
+            raise _ic_error(exc) from None
 
-    def _next_nonce(self) -> bytes:
-        self._nonce = getattr(self, "_nonce", 0) + 1
-        return self._nonce.to_bytes(8, "big")
-
-    def update_call_with_effective_principal(
+    def _update(
         self, canister_id: Any, effective_principal: Any, method: str, payload: bytes
     ) -> bytes:
-        """Make an update call; ``effective_principal``: ``{"CanisterId"|"SubnetId": ...}``.
-
-        Returns the reply bytes; raises ``ValueError`` with the IC's error code and
-        message if the call is rejected (as pocket-ic does).
-        """
+        """Make an update call; return the reply bytes (``RejectError`` if rejected)."""
+        self._sync()
         cid = (
             _principal(canister_id) if canister_id is not None else Principal.management_canister()
         )
         ecid = self._effective(cid, effective_principal, method, payload)
-        try:
-            rid = self._submit(cid, method, payload, ecid)
-        except ICError as exc:
-            raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
-        return self._reply_of(rid, ecid)
+        self._route(ecid)
+        return self._reply_of(self._submit(cid, method, payload, ecid), ecid)
+
+    def update_call_with_effective_principal(
+        self, canister_id: Any, effective_principal: Any, method: str, payload: bytes
+    ) -> bytes | list[int]:
+        """Make an update call; ``effective_principal``: ``{"CanisterId"|"SubnetId": ...}``.
+
+        Returns the reply (bytes if Candid, else a list of ints, as pocket-ic); raises
+        ``RejectError`` (a ``ValueError``) with the IC's reject and error codes.
+        """
+        return _reply_data(self._update(canister_id, effective_principal, method, payload))
 
     def _reply_of(self, request_id: bytes, ecid: Principal) -> bytes:
-        """Run until ``request_id`` is answered; return the reply or raise ``ValueError``."""
+        """Run until ``request_id`` is answered; return the reply or raise ``RejectError``."""
         try:
             result = self.ic.wait_for(request_id, ecid)
         except ICError as exc:
-            raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
+            if exc.http_status == 408:
+                raise ValueError(f"PocketIC did not complete the update call: {exc}") from None
+            raise _ic_error(exc) from None
         if result.status != "replied" or result.reply is None:
-            raise ValueError(
-                f"{result.error_code or ''}: Canister rejected the message "
-                f"(reject code {result.reject_code}): {result.reject_message}"
+            raise RejectError(
+                result.reject_code or 0, result.reject_message or "", result.error_code or ""
             )
         return result.reply
 
@@ -357,8 +799,10 @@ class PocketIC:
             if "CanisterId" in effective:
                 return _principal(_b64(effective["CanisterId"]))
             if "SubnetId" in effective:
-                subnet = self.ic.subnet(_principal(_b64(effective["SubnetId"])))
-                return subnet.ranges[0].start
+                subnet_id = _principal(_b64(effective["SubnetId"]))
+                if subnet_id.raw not in self._kinds:
+                    raise ServerError(400, f"Subnet {subnet_id} not found")
+                return self.ic.subnet(subnet_id).ranges[0].start
         if not cid.is_management_canister:
             return cid
         if method == "provisional_create_canister_with_cycles":
@@ -371,14 +815,13 @@ class PocketIC:
 
     def submit_call(self, canister_id: Any, method: str, payload: bytes) -> bytes:
         """Submit an update call without waiting; return its request id (Rust PocketIC)."""
+        self._sync()
         cid = (
             _principal(canister_id) if canister_id is not None else Principal.management_canister()
         )
         ecid = self._effective(cid, None, method, payload)
-        try:
-            rid = self._submit(cid, method, payload, ecid)
-        except ICError as exc:
-            raise ValueError(f"{exc.error_code}: {exc.message}".strip(": ")) from None
+        self._route(ecid)
+        rid = self._submit(cid, method, payload, ecid)
         self._submitted[rid] = ecid
         return rid
 
@@ -390,68 +833,77 @@ class PocketIC:
         status = self.ic.request_status(request_id, ecid)
         return None if status is None else status.status.value
 
-    def await_call(self, request_id: bytes) -> bytes:
-        """Run until a submitted call is answered; return the reply (``ValueError`` if rejected)."""
+    def await_call(self, request_id: bytes) -> bytes | list[int]:
+        """Run until a submitted call is answered; return its reply (or raise ``RejectError``)."""
         ecid = self._submitted.get(request_id)
         if ecid is None:
             raise ValueError(f"request 0x{request_id.hex()} was not submitted here")
-        return self._reply_of(request_id, ecid)
+        return _reply_data(self._reply_of(request_id, ecid))
 
-    def update_call(self, canister_id: Any, method: str, payload: bytes) -> bytes:
+    def update_call(self, canister_id: Any, method: str, payload: bytes) -> bytes | list[int]:
         """Make an update call (``None``: the management canister); return the reply."""
         return self.update_call_with_effective_principal(canister_id, None, method, payload)
 
-    def query_call(self, canister_id: Any, method: str, payload: bytes) -> bytes:
-        """Make a query call on one replica; return the reply (``ValueError`` if rejected)."""
+    def query_call(self, canister_id: Any, method: str, payload: bytes) -> bytes | list[int]:
+        """Make a query call on one replica; return the reply (``RejectError`` if rejected)."""
+        self._sync()
         cid = (
             _principal(canister_id) if canister_id is not None else Principal.management_canister()
         )
-        sender, identity = self._identity()
-        try:
-            subnet = self.ic.subnet_of(cid)
-        except ICError as exc:
-            raise ValueError(f"{exc.error_code}: {exc.message}") from None
-        response = self.ic.run_query(subnet.serving_replica(), sender, cid, method, payload)
-        del identity
-        data = getattr(response, "data", None)
-        if data is None:
-            raise ValueError(
-                f"{getattr(response, 'error_code', '')}: {getattr(response, 'message', '')}"
-            )
-        return bytes(data)
+        sender, _ = self._identity()
+        subnet = self._route(cid if not cid.is_management_canister else self._effective(
+            cid, None, method, bytes(payload)
+        ))  # fmt: skip
+        response = self.ic.run_query(subnet.serving_replica(), sender, cid, method, bytes(payload))
+        if isinstance(response, Reject):
+            raise RejectError(response.code, response.message, response.error_code)
+        return _reply_data(bytes(response.data))
 
     # -- canisters ------------------------------------------------------------------------
 
     def create_canister(
         self, settings: Any = None, subnet: Any = None, canister_id: Any = None
-    ) -> Principal:
-        """Create an empty canister (on ``subnet``, or with ``canister_id``); return its id."""
+    ) -> Any:
+        """Create an empty canister (on ``subnet``, or with ``canister_id``); return its id.
+
+        ``settings``: a settings record (ic-py's opt convention or plain values).
+        """
         arg = encode(
             [ProvisionalCreateArgs],
             [
                 {
                     "amount": None,
-                    "settings": settings,
+                    "settings": _settings(settings),
                     "specified_id": None if canister_id is None else _principal(canister_id),
                     "sender_canister_version": None,
                 }
             ],
         )
         if canister_id is not None:
-            ecid = _principal(canister_id)
+            effective: Any = {"CanisterId": _principal(canister_id)}
         elif subnet is not None:
-            ecid = self.ic.subnet(_principal(subnet)).ranges[0].start
+            effective = {"SubnetId": _principal(subnet)}
         else:
-            ecid = self._default_subnet.ranges[0].start
-        reply = self.update_call_with_effective_principal(
-            None, {"CanisterId": ecid}, "provisional_create_canister_with_cycles", arg
-        )
-        return _principal(decode(reply, [CanisterIdRecord])[0]["canister_id"])
+            effective = None
+        reply = self._update(None, effective, "provisional_create_canister_with_cycles", arg)
+        return self._out(_principal(decode(reply, [CanisterIdRecord])[0]["canister_id"]))
+
+    def _arg_bytes(self, arg: Any) -> bytes:
+        """Return install arguments as Candid bytes (ic-py typed list, bytes or None)."""
+        if arg is None:
+            return encode([], [])
+        if isinstance(arg, bytes | bytearray):
+            return bytes(arg)
+        if isinstance(arg, list):
+            if self.icpy:
+                return bytes(_icpy().encode(arg))
+            if not arg:
+                return encode([], [])
+            raise TypeError("typed argument lists need ic-py; pass Candid bytes instead")
+        raise TypeError(f"install arguments must be Candid bytes or an ic-py list, not {arg!r}")
 
     def _install(self, canister_id: Any, wasm_module: bytes, arg: Any, mode: Any) -> None:
         cid = _principal(canister_id)
-        if isinstance(arg, list):
-            arg = _encode_icpy_args(arg)
         payload = encode(
             [InstallCodeArgs],
             [
@@ -459,17 +911,18 @@ class PocketIC:
                     "mode": mode,
                     "canister_id": cid,
                     "wasm_module": bytes(wasm_module),
-                    "arg": bytes(arg or encode([], [])),
+                    "arg": self._arg_bytes(arg),
                     "sender_canister_version": None,
                 }
             ],
         )
-        self.update_call_with_effective_principal(
-            None, {"CanisterId": cid}, "install_code", payload
-        )
+        self._update(None, {"CanisterId": cid}, "install_code", payload)
 
     def install_code(self, canister_id: Any, wasm_module: bytes, arg: Any) -> None:
-        """Install ``wasm_module`` (raw or gzip-compressed) with init ``arg`` (Candid bytes)."""
+        """Install ``wasm_module`` (raw or gzip-compressed) with init ``arg``.
+
+        ``arg``: ic-py's typed argument list (``[]`` for none), or Candid bytes.
+        """
         self._install(canister_id, wasm_module, arg, {"install": None})
 
     def reinstall_code(self, canister_id: Any, wasm_module: bytes, arg: Any) -> None:
@@ -494,7 +947,7 @@ class PocketIC:
     def _management(self, method: str, canister_id: Any) -> bytes:
         cid = _principal(canister_id)
         arg = encode([CanisterIdRecord], [{"canister_id": cid}])
-        return self.update_call_with_effective_principal(None, {"CanisterId": cid}, method, arg)
+        return self._update(None, {"CanisterId": cid}, method, arg)
 
     def uninstall_canister(self, canister_id: Any) -> None:
         """Remove the canister's code and state."""
@@ -514,8 +967,6 @@ class PocketIC:
 
     def canister_status(self, canister_id: Any) -> dict[str, Any]:
         """Return the decoded ``canister_status`` record."""
-        from icp.execution.management import CanisterStatusResult
-
         reply = self._management("canister_status", canister_id)
         return dict(decode(reply, [CanisterStatusResult])[0])
 
@@ -523,30 +974,31 @@ class PocketIC:
         """Top up the canister by ``amount`` cycles; return its new balance."""
         cid = _principal(canister_id)
         arg = encode([TopUpArgs], [{"canister_id": cid, "amount": amount}])
-        self.update_call_with_effective_principal(
-            None, {"CanisterId": cid}, "provisional_top_up_canister", arg
-        )
+        self._update(None, {"CanisterId": cid}, "provisional_top_up_canister", arg)
         return self.get_cycles_balance(cid)
 
     def create_and_install_canister_with_candid(
         self, candid: str, wasm_module: bytes, init_args: Any = None, subnet: Any = None
     ) -> Any:
-        """Create, fund and install a canister; return an ``ic.Canister`` (needs ic-py)."""
-        cid = self.create_canister(subnet=subnet)
-        try:
-            ic = _icpy()
-        except ImportError:
-            ic = None
-        if ic is not None:
-            canister = ic.Canister(self, ic.Principal(cid.raw), candid)
-            arguments = canister.actor["arguments"]
-            arg = [] if not arguments else [{"type": arguments[0], "value": init_args}]
-            self.add_cycles(cid, 2_000_000_000_000)
-            self.install_code(cid, wasm_module, ic.encode(arg))
-            return canister
-        self.add_cycles(cid, 2_000_000_000_000)
-        self.install_code(cid, wasm_module, init_args if isinstance(init_args, bytes) else None)
-        return cid
+        """Create a canister, give it 2T cycles, install the module; return an ``ic.Canister``.
+
+        ``init_args``: the value of the service's single init argument (ic-py).  Without
+        ic-py, ``init_args`` must be Candid bytes (or None) and the canister id is returned.
+        """
+        canister_id = self.create_canister(subnet=subnet)
+        if not self.icpy:
+            self.add_cycles(canister_id, 2_000_000_000_000)
+            self.install_code(canister_id, wasm_module, init_args)
+            return canister_id
+        ic = _icpy()
+        canister = ic.Canister(self, canister_id, candid)
+        arguments = canister.actor["arguments"]
+        if len(arguments) > 1:
+            raise ValueError("The candid file appears to be malformed")
+        arg = [{"type": arguments[0], "value": init_args}] if arguments else []
+        self.add_cycles(canister_id, 2_000_000_000_000)
+        self.install_code(canister_id, wasm_module, arg)
+        return canister
 
     # -- ic-py Agent compatibility -------------------------------------------------------
 
@@ -554,38 +1006,26 @@ class PocketIC:
         self, canister_id: Any, name: str, arguments: bytes, return_types: Any, _ecid: Any = None
     ) -> Any:
         """``ic.Agent.query_raw`` (used by ``ic.Canister``)."""
-        ic = _icpy()
-
-        return ic.decode(self.query_call(canister_id, name, arguments), return_types)
+        return _icpy().decode(bytes(self.query_call(canister_id, name, arguments)), return_types)
 
     def update_raw(
         self, canister_id: Any, name: str, arguments: bytes, return_types: Any, _ecid: Any = None
     ) -> Any:
         """``ic.Agent.update_raw`` (used by ``ic.Canister``)."""
-        ic = _icpy()
-
-        return ic.decode(self.update_call(canister_id, name, arguments), return_types)
+        return _icpy().decode(bytes(self.update_call(canister_id, name, arguments)), return_types)
 
 
-def _icpy() -> Any:
-    """Return the ``ic`` module of ic-py (raises ImportError when it is not installed)."""
-    import importlib
-
-    return importlib.import_module("ic")
+def _ic_error(exc: ICError) -> Exception:
+    """Return pocket-ic's exception for a request the IC refused."""
+    if exc.reject_code:
+        return RejectError(exc.reject_code, exc.message, exc.error_code)
+    return ServerError(exc.http_status, f"{exc.error_code}: {exc.message}".strip(": "))
 
 
 def _b64(value: Any) -> bytes:
-    import base64
-
     if isinstance(value, str):
         return base64.b64decode(value)
     return bytes(_principal(value).raw)
-
-
-def _encode_icpy_args(arg: list[Any]) -> bytes:
-    ic = _icpy()
-
-    return bytes(ic.encode(arg))
 
 
 def is_gzip(wasm: bytes) -> bool:
@@ -599,10 +1039,17 @@ def gunzip(wasm: bytes) -> bytes:
 
 
 __all__ = [
+    "DEFAULT_SERVER",
     "PocketIC",
+    "PocketICServer",
+    "RejectError",
+    "ServerError",
     "SubnetConfig",
+    "SubnetKind",
     "SubnetKindPIC",
+    "Topology",
     "call_content",
     "envelope",
+    "error_code_name",
     "read_state_content",
 ]

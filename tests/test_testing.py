@@ -1,12 +1,18 @@
-"""icp.testing.PocketIC: the pocket-ic package's typical usage, over the in-process IC."""
+"""icp.testing.PocketIC: the pocket-ic package's usage and conventions, over the in-process IC.
+
+pocket-ic's own suite and examples run unchanged in tests/testing/pocketic_py.
+"""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from pathlib import Path
 
+import ic
 import pytest
+import wasmtime
 
 from icp import Principal
 from icp.build import compile_motoko
@@ -14,10 +20,34 @@ from icp.candid import decode, encode
 from icp.candid.types import Nat
 from icp.crypto.certificate import Certificate
 from icp.crypto.user_sig import Ed25519Identity, principal_of
-from icp.testing import PocketIC, SubnetConfig
+from icp.ic import InternetComputer
+from icp.testing import (
+    TOPOLOGY_FILE,
+    PocketIC,
+    PocketICServer,
+    RejectError,
+    ServerError,
+    SubnetConfig,
+    SubnetKind,
+    error_code_name,
+)
 
 COUNTER = Path(__file__).resolve().parent / "canisters" / "counter"
 NO_ARGS = encode([], [])
+STABLE_WAT = """
+(module
+  (import "ic0" "msg_arg_data_size" (func $size (result i32)))
+  (import "ic0" "msg_arg_data_copy" (func $copy (param i32 i32 i32)))
+  (import "ic0" "stable_grow" (func $grow (param i32) (result i32)))
+  (import "ic0" "stable_write" (func $write (param i32 i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (memory 1)
+  (func (export "canister_update put")
+    (call $copy (i32.const 0) (i32.const 0) (call $size))
+    (if (i32.eqz (call $grow (i32.const 0))) (then (drop (call $grow (i32.const 1)))))
+    (call $write (i32.const 0) (i32.const 0) (call $size))
+    (call $reply)))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +58,21 @@ def counter_wasm() -> bytes:
 def test_pocket_ic_counter_workflow(counter_wasm: bytes) -> None:
     pic = PocketIC()
     canister_id = pic.create_canister()
+    assert isinstance(canister_id, ic.Principal)  # ic-py is installed: pocket-ic's types
     assert pic.check_canister_exists(canister_id)
     subnet = pic.get_subnet(canister_id)
-    assert subnet is not None and pic.topology[subnet] == "Application"
+    assert subnet is not None and pic.topology()[subnet] is SubnetKind.APPLICATION
+    assert pic.topology[subnet] == "Application"  # the older attribute form still works
     before = pic.get_cycles_balance(canister_id)
     assert pic.add_cycles(canister_id, 1_000_000) == before + 1_000_000
-    pic.install_code(canister_id, counter_wasm, NO_ARGS)
+    pic.install_code(canister_id, counter_wasm, [])
     assert decode(pic.update_call(canister_id, "inc", NO_ARGS), [Nat]) == [1]
     assert decode(pic.update_call(canister_id, "add", encode([Nat], [41])), [Nat]) == [42]
     assert decode(pic.query_call(canister_id, "get", NO_ARGS), [Nat]) == [42]
-    with pytest.raises(ValueError, match="IC0503"):
+    with pytest.raises(ValueError, match=r"CanisterCalledTrap \(IC0503\)") as trap:
         pic.update_call(canister_id, "fail_after_inc", NO_ARGS)
+    assert isinstance(trap.value, RejectError) and trap.value.reject_code == 5
+    assert "reject code CanisterError" in str(trap.value)
     assert decode(pic.query_call(canister_id, "get", NO_ARGS), [Nat]) == [42]
     # upgrades keep the persistent actor's state; reinstall wipes it
     pic.upgrade_canister(canister_id, counter_wasm, NO_ARGS)
@@ -52,56 +86,143 @@ def test_pocket_ic_counter_workflow(counter_wasm: bytes) -> None:
     assert not pic.check_canister_exists(Principal.from_canister_index(2**40))
 
 
-def test_time_control_and_root_key() -> None:
+def test_uninstall_stop_delete(counter_wasm: bytes) -> None:
     pic = PocketIC()
+    canister_id = pic.create_canister()
+    pic.install_code(canister_id, counter_wasm, NO_ARGS)
+    pic.update_call(canister_id, "inc", NO_ARGS)
+    pic.uninstall_canister(canister_id)
+    assert pic.canister_status(canister_id)["module_hash"] is None
+    with pytest.raises(RejectError, match=r"CanisterWasmModuleNotFound \(IC0537\)"):
+        pic.query_call(canister_id, "get", NO_ARGS)
+    with pytest.raises(RejectError, match=r"CanisterNotStopped \(IC0510\)"):
+        pic.delete_canister(canister_id)
+    pic.stop_canister(canister_id)
+    assert "stopped" in pic.canister_status(canister_id)["status"]
+    pic.delete_canister(canister_id)
+    assert not pic.check_canister_exists(canister_id)
+    with pytest.raises(RejectError, match=r"CanisterNotFound \(IC0301\)"):
+        pic.update_call(canister_id, "inc", NO_ARGS)
+
+
+def test_time_control_and_root_key() -> None:
+    pic = PocketIC(SubnetConfig(nns=True, application=1))
     start = pic.get_time()["nanos_since_epoch"]
     pic.advance_time(10 * 10**9)
-    assert pic.get_time()["nanos_since_epoch"] >= start + 10 * 10**9
-    pic.set_time(start + 3600 * 10**9)
-    pic.tick()
-    assert pic.get_time()["nanos_since_epoch"] >= start + 3600 * 10**9
-    with pytest.raises(ValueError):
+    assert pic.get_time() == {"nanos_since_epoch": start + 10 * 10**9}  # exactly, as pocket-ic
+    later = start + 3600 * 10**9
+    pic.set_time(later)
+    assert pic.get_time() == {"nanos_since_epoch": later}
+    pic.tick()  # the IC runs up to the time set: every subnet certifies a state that late
+    assert all(pic.ic.certified_time(s) >= later for s in pic.ic.subnets)
+    with pytest.raises(ValueError, match="monotone"):
         pic.set_time(start)
     assert pic.get_root_key() == pic.ic.root_key
-    app = next(s for s, kind in pic.topology.items() if kind == "Application")
+    app = next(s for s, kind in pic.topology().items() if kind is SubnetKind.APPLICATION)
     cert = pic.ic.certificate(pic.ic.subnet(app), [["time"]])
     Certificate.from_cbor(cert).verify(pic.get_root_key(), pic.ic.subnet(app).ranges[0].start)
 
 
+def test_nns_is_hidden_unless_configured() -> None:
+    pic = PocketIC()
+    assert list(pic.topology().values()) == [SubnetKind.APPLICATION]
+    assert pic.get_root_key() is None  # as pocket-ic without an NNS subnet
+    # the NNS still runs (its key certifies everything), but its ids belong to no subnet
+    nns_canister = Principal.from_canister_index(0)
+    assert pic.ic.subnet_of(nns_canister).subnet_id == pic.ic.nns.subnet_id
+    with pytest.raises(ConnectionError, match="does not belong to any subnet") as refused:
+        pic.query_call(nns_canister, "foo", b"")
+    assert isinstance(refused.value, ServerError) and refused.value.status_code == 400
+    assert pic.get_subnet(nns_canister) is None
+    with pytest.raises(ServerError, match="does not belong to any subnet"):
+        pic.create_canister(canister_id=nns_canister)
+
+
 def test_senders_controllers_and_subnets(counter_wasm: bytes) -> None:
     pic = PocketIC(SubnetConfig(application=2, nns=True))
-    apps = [s for s, kind in pic.topology.items() if kind == "Application"]
-    assert len(apps) == 2 and "NNS" in pic.topology.values()
+    apps = [s for s, kind in pic.topology().items() if kind == SubnetKind.APPLICATION]
+    assert len(apps) == 2 and SubnetKind.NNS in pic.topology().values()
     alice = Ed25519Identity.from_seed(b"\x42" * 32)
     pic.set_sender(alice)
     canister_id = pic.create_canister(subnet=apps[1])
     assert pic.get_subnet(canister_id) == apps[1]
     pic.install_code(canister_id, counter_wasm, NO_ARGS)
     pic.set_anonymous_sender()
-    with pytest.raises(ValueError, match="IC0512"):  # only controllers may upgrade
+    with pytest.raises(ValueError, match=r"CanisterInvalidController \(IC0512\)"):
         pic.upgrade_canister(canister_id, counter_wasm, NO_ARGS)
     assert decode(pic.update_call(canister_id, "inc", NO_ARGS), [Nat]) == [1]
     # As on the pocket-ic server, a test may act as a bare principal (no key needed):
     # alice's principal is a controller, so it may stop the canister without signing.
-    pic.set_sender(principal_of(alice))
+    pic.set_sender(ic.Principal(principal_of(alice).raw))
     assert decode(pic.update_call(canister_id, "inc", NO_ARGS), [Nat]) == [2]
     pic.stop_canister(canister_id)
-    with pytest.raises(ValueError):
+    with pytest.raises(RejectError, match=r"CanisterStopped \(IC0508\)"):
         pic.update_call(canister_id, "inc", NO_ARGS)
-    pic.set_sender(Principal.from_text("2chl6-4hpzw-vqaaa-aaaaa-c"))  # not a controller
+    pic.set_sender(ic.Identity())  # an ic-py identity sends as its principal
     with pytest.raises(ValueError, match="IC0512"):
         pic.start_canister(canister_id)
     pic.set_sender(alice)
     pic.start_canister(canister_id)
     assert decode(pic.update_call(canister_id, "inc", NO_ARGS), [Nat]) == [3]
-    del pic  # releases the instance at once
 
 
-def test_subnet_config_is_validated() -> None:
-    with pytest.raises(ValueError, match="At least one subnet"):
+def test_settings_in_icpy_and_plain_conventions() -> None:
+    pic = PocketIC()
+    alice, bob = Principal.from_text("2chl6-4hpzw-vqaaa-aaaaa-c"), Principal.from_hex("0102")
+    a = pic.create_canister(settings={"controllers": [[alice.to_text(), bob.raw]]})
+    b = pic.create_canister(settings={"controllers": [alice], "freezing_threshold": 1234})
+    pic.set_sender(alice)
+    assert set(pic.canister_status(a)["settings"]["controllers"]) == {alice, bob}
+    status = pic.canister_status(b)["settings"]
+    assert status["controllers"] == [alice] and status["freezing_threshold"] == 1234
+
+
+def test_without_icpy_types(counter_wasm: bytes) -> None:
+    pic = PocketIC(icpy=False)
+    canister_id = pic.create_canister()
+    assert isinstance(canister_id, Principal)
+    assert isinstance(next(iter(pic.topology())), Principal)
+    with pytest.raises(TypeError, match="need ic-py"):
+        pic.install_code(canister_id, counter_wasm, [{"type": "nat", "value": 1}])
+    pic.install_code(canister_id, counter_wasm, [])
+    other = pic.create_and_install_canister_with_candid("service : {}", counter_wasm)
+    assert isinstance(other, Principal)
+    assert decode(pic.update_call(other, "inc", NO_ARGS), [Nat]) == [1]
+
+
+def test_replies_are_bytes_for_candid_else_lists() -> None:
+    wat = Path(__file__).resolve().parent / "canisters" / "wat" / "counter.wat"
+    pic = PocketIC()
+    canister_id = pic.create_canister()
+    pic.install_code(canister_id, wasmtime.wat2wasm(wat.read_text()), b"")
+    assert pic.update_call(canister_id, "inc", b"") == list((101).to_bytes(8, "little"))
+    assert pic.query_call(canister_id, "get", b"") == list((101).to_bytes(8, "little"))
+    with pytest.raises(RejectError, match=r"CanisterMethodNotFound \(IC0536\)"):
+        pic.query_call(canister_id, "nope", b"")
+
+
+def test_error_names() -> None:
+    assert error_code_name("IC0503") == "CanisterCalledTrap"
+    assert error_code_name("IC0538") == "CanisterAlreadyInstalled"
+    assert error_code_name("") == "None"
+    assert str(RejectError(4, "no", "IC0406")).endswith(
+        "reject code CanisterReject, reject message no, error code CanisterRejectedMessage (IC0406)"
+    )
+
+
+def test_subnet_config_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="At least one subnet or a non-empty state directory"):
         PocketIC(SubnetConfig())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-negative"):
         PocketIC(SubnetConfig(application=-1))
+    (tmp_path / "junk").write_text("x")
+    with pytest.raises(ValueError, match="neither empty nor a PocketIC state directory"):
+        PocketIC(SubnetConfig(state_dir=tmp_path))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / TOPOLOGY_FILE).write_text("{}")
+    with pytest.raises(ValueError, match="does not describe a PocketIC instance"):
+        PocketIC(SubnetConfig(state_dir=bad))
 
 
 def test_state_dir_survives_del_and_restart(counter_wasm: bytes, tmp_path: Path) -> None:
@@ -114,6 +235,69 @@ def test_state_dir_survives_del_and_restart(counter_wasm: bytes, tmp_path: Path)
     assert again.check_canister_exists(canister_id)
     assert decode(again.query_call(canister_id, "get", NO_ARGS), [Nat]) == [7]
     assert decode(again.update_call(canister_id, "inc", NO_ARGS), [Nat]) == [8]
+    with pytest.raises(ValueError, match="holds an instance with subnets"):
+        PocketIC(SubnetConfig(nns=True, state_dir=tmp_path))
+
+
+def test_store_restore_state_and_load_one_subnet(tmp_path: Path) -> None:
+    """pocket-ic's test_store_restore_state, with a canister writing its stable memory."""
+    wasm = wasmtime.wat2wasm(STABLE_WAT)
+    pic = PocketIC(SubnetConfig(application=1, nns=True, state_dir=tmp_path))
+    app = next(k for k, v in pic.topology().items() if v is SubnetKind.APPLICATION)
+    nns = next(k for k, v in pic.topology().items() if v is SubnetKind.NNS)
+    canister_id = pic.create_canister(subnet=app)
+    nns_canister = pic.create_canister(subnet=nns)
+    pic.install_code(canister_id, gzip.compress(wasm), [])
+    pic.update_call(canister_id, "put", b"Hello world!")
+    stable = pic.get_stable_memory(canister_id)
+    assert stable.startswith(b"Hello world!") and len(stable) == 65536
+    del pic
+
+    pic2 = PocketIC(SubnetConfig(state_dir=tmp_path))
+    assert pic2.get_stable_memory(canister_id) == stable
+    assert len(pic2.topology()) == 2 and pic2.get_root_key() is not None
+    pic2.update_call(canister_id, "put", b"Bye")
+    del pic2
+
+    dirs = json.loads((tmp_path / TOPOLOGY_FILE).read_text())["subnet_configs"].items()
+    key = next(k for k, v in dirs if v["subnet_config"]["subnet_kind"] == "Application")
+    config3 = SubnetConfig()
+    config3.add_subnet_with_state(SubnetKind.APPLICATION, tmp_path / key)
+    pic3 = PocketIC(config3)
+    assert pic3.get_stable_memory(canister_id)[:12] == b"Byelo world!"
+    assert list(pic3.topology().values()) == [SubnetKind.APPLICATION]
+    assert pic3.get_root_key() is None and not pic3.check_canister_exists(nns_canister)
+    wrong = SubnetConfig()
+    wrong.add_subnet_with_state(SubnetKind.SYSTEM, tmp_path / key)
+    with pytest.raises(ValueError, match="is not a System subnet"):
+        PocketIC(wrong)
+
+
+def test_del_releases_the_instance_at_once() -> None:
+    server = PocketICServer()
+    pic = PocketIC(server=server)
+    other = PocketIC(server=server)
+    the_ic = pic.ic
+    assert server.list_instances() == ["Available", "Available"]
+    del pic
+    assert server.list_instances() == ["Deleted", "Available"]
+    assert all(not subnet.replicas for subnet in the_ic.subnets)
+    other.close()
+    assert server.list_instances() == ["Deleted", "Deleted"]
+
+
+def test_set_stable_memory() -> None:
+    pic = PocketIC()
+    canister_id = pic.create_canister()
+    pic.install_code(canister_id, wasmtime.wat2wasm(STABLE_WAT), [])
+    with pytest.raises(ValueError, match="gzip"):
+        pic.set_stable_memory(canister_id, b"x", compression="zstd")
+    if not hasattr(InternetComputer, "set_stable_memory"):
+        with pytest.raises(NotImplementedError, match="set_stable_memory"):
+            pic.set_stable_memory(canister_id, b"data")
+        return
+    pic.set_stable_memory(canister_id, gzip.compress(b"compressed data"), compression="gzip")
+    assert pic.get_stable_memory(canister_id).startswith(b"compressed data")
 
 
 def test_submit_and_await_calls(counter_wasm: bytes) -> None:
@@ -124,8 +308,12 @@ def test_submit_and_await_calls(counter_wasm: bytes) -> None:
     second = pic.submit_call(canister_id, "inc", NO_ARGS)
     assert first != second  # distinct nonces: two calls, not a resubmission
     assert pic.ingress_status(first) is None  # nothing ran yet
-    replies = sorted(decode(pic.await_call(rid), [Nat])[0] for rid in (first, second))
+    replies = sorted(decode(bytes(pic.await_call(rid)), [Nat])[0] for rid in (first, second))
     assert replies == [1, 2]
     assert pic.ingress_status(first) == "replied"
-    with pytest.raises(ValueError):
+    failing = pic.submit_call(canister_id, "fail_after_inc", NO_ARGS)
+    with pytest.raises(RejectError, match="IC0503"):
+        pic.await_call(failing)
+    assert pic.ingress_status(failing) == "rejected"
+    with pytest.raises(ValueError, match="not submitted here"):
         pic.await_call(b"\x00" * 32)
