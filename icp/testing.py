@@ -312,6 +312,19 @@ class ServerError(ConnectionError):
         super().__init__(f"PocketIC returned status code {status_code}: {message}")
 
 
+class TimeIntoPastError(ServerError, ValueError):
+    """``set_time`` before the current time: IC time is monotone.
+
+    Both a ``ConnectionError`` (what pocket-ic raises for the server's refusal) and a
+    ``ValueError``.  Spec: PocketIC server ``PocketIcError::SettingTimeIntoPast``.
+    """
+
+    def __init__(self, current: int, requested: int) -> None:
+        self.current = current
+        self.requested = requested
+        super().__init__(400, f"SettingTimeIntoPast(current={current},set={requested})")
+
+
 class PocketICServer:
     """The in-process stand-in for pocket-ic's server: the registry of this process's instances.
 
@@ -650,13 +663,12 @@ class PocketIC:
     def set_time(self, time_nanosec: int) -> None:
         """Set the IC's time; the IC runs up to it before the next call or tick.
 
-        Raises ``ValueError`` for a time before the current one: IC time is monotone.
+        Raises ``TimeIntoPastError`` (a ``ConnectionError`` and a ``ValueError``) for a
+        time before the current one: IC time is monotone.
         """
         now = self.get_time()["nanos_since_epoch"]
         if time_nanosec < now:
-            raise ValueError(
-                f"time {time_nanosec} is before the current time {now}: time is monotone"
-            )
+            raise TimeIntoPastError(now, time_nanosec)
         self._pinned_time = time_nanosec
 
     def advance_time(self, nanosecs: int) -> None:
@@ -705,7 +717,7 @@ class PocketIC:
         state, _ = self._route(cid).serving_replica().certified()
         canister = state.canister(cid)
         if canister is None:
-            raise ServerError(400, f"Canister {cid} not found")
+            raise ServerError(400, f"CanisterNotFound({cid})")
         return canister
 
     def get_cycles_balance(self, canister_id: Any) -> int:
@@ -1047,6 +1059,7 @@ __all__ = [
     "SubnetConfig",
     "SubnetKind",
     "SubnetKindPIC",
+    "TimeIntoPastError",
     "Topology",
     "call_content",
     "envelope",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import ic
@@ -29,6 +30,7 @@ from icp.testing import (
     ServerError,
     SubnetConfig,
     SubnetKind,
+    TimeIntoPastError,
     error_code_name,
 )
 
@@ -115,8 +117,10 @@ def test_time_control_and_root_key() -> None:
     assert pic.get_time() == {"nanos_since_epoch": later}
     pic.tick()  # the IC runs up to the time set: every subnet certifies a state that late
     assert all(pic.ic.certified_time(s) >= later for s in pic.ic.subnets)
-    with pytest.raises(ValueError, match="monotone"):
+    with pytest.raises(ConnectionError, match="SettingTimeIntoPast") as past:
         pic.set_time(start)
+    assert isinstance(past.value, TimeIntoPastError) and isinstance(past.value, ValueError)
+    assert past.value.requested == start
     assert pic.get_root_key() == pic.ic.root_key
     app = next(s for s, kind in pic.topology().items() if kind is SubnetKind.APPLICATION)
     cert = pic.ic.certificate(pic.ic.subnet(app), [["time"]])
@@ -177,8 +181,10 @@ def test_settings_in_icpy_and_plain_conventions() -> None:
     assert status["controllers"] == [alice] and status["freezing_threshold"] == 1234
 
 
-def test_without_icpy_types(counter_wasm: bytes) -> None:
-    pic = PocketIC(icpy=False)
+def test_without_icpy(counter_wasm: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ic", None)  # as if ic-py were not installed
+    pic = PocketIC()
+    assert pic.icpy is False
     canister_id = pic.create_canister()
     assert isinstance(canister_id, Principal)
     assert isinstance(next(iter(pic.topology())), Principal)
