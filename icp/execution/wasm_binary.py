@@ -29,7 +29,12 @@ section, which is what makes the rest of the execution layer possible.
    journaled pages back.  Both cost O(pages written), not O(heap size).
 3. The start function is removed and exported as ``__icp_start``, memory 0 as
    ``__icp_mem``, and every mutable global as ``__icp_g<index>`` so the host can
-   run ``(start)`` under its own instruction limit and snapshot globals.
+   run ``(start)`` under its own instruction limit and snapshot globals.  With the
+   journal, two more helpers are exported: ``__icp_save_globals`` stores every
+   numeric mutable global into a reserved area of memory 1 (8 bytes each, after the
+   dirty list) and ``__icp_restore_globals`` loads them back, so a transaction
+   saves and restores all globals with one call each instead of one host crossing
+   per global.  Helpers are not metered (they are not canister code).
 
 Spec: interface spec §"Canister module format" and §"System API imports"
 (digest §5.1); resource limits digest §7.2 (dfinity/ic
@@ -598,11 +603,17 @@ class InstrumentedModule:
     tracks_dirty_pages: bool
     bytemap_pages: int  # 4 KiB pages covered by the dirty byte map
     mutable_globals: tuple[tuple[int, int], ...]  # (global index, value type byte)
+    saved_globals: tuple[tuple[int, int], ...] = ()  # numeric mutable globals the helpers save
 
     @property
     def list_offset(self) -> int:
         """Byte offset of the dirty-page list in the byte-map memory."""
         return self.bytemap_pages
+
+    @property
+    def globals_offset(self) -> int:
+        """Byte offset of the saved-globals area (8 bytes per global) in the byte-map memory."""
+        return self.bytemap_pages * 5
 
 
 def _global_set_code(counter: int, cost: int, check: bool) -> bytes:
@@ -638,10 +649,17 @@ def instrument(
     types = list(m.types)
     span_t = len(types)
     mark_t = span_t + 1
-    types += [FuncType((I64, I64), ()), FuncType((I64,), ())]
+    save_t = span_t + 2
+    types += [FuncType((I64, I64), ()), FuncType((I64,), ()), FuncType((), ())]
     span_f = n_imp + n_def
     mark_f = span_f + 1
     bytemap_pages = max(1, max_heap_bytes // PAGE_SIZE)
+    saved = tuple(
+        (i, m.global_types[i])
+        for i, mut in enumerate(m.globals_mutable)
+        if mut and m.global_types[i] in _GLOBAL_LOAD
+    )
+    globals_offset = bytemap_pages * 5
     A = I64 if mem64 else I32
     to64 = b"" if mem64 else b"\xad"  # i64.extend_i32_u
     sections = dict(m.sections)  # last one wins; customs dropped below
@@ -728,14 +746,19 @@ def instrument(
         r.pos = body_end
 
     if track:
-        new_code += [_span_body(mark_f), _mark_body(A, dirty_count, bytemap_pages)]
+        new_code += [
+            _span_body(mark_f),
+            _mark_body(A, dirty_count, bytemap_pages),
+            _save_globals_body(saved, globals_offset),
+            _restore_globals_body(saved, globals_offset),
+        ]
     else:
         # keep the function index space identical: trivial helpers
-        new_code += [b"\x02\x00\x0b", b"\x02\x00\x0b"]
+        new_code += [b"\x02\x00\x0b"] * 4
     sections[10] = _vec(new_code)
     sections[1] = _vec([_functype(t) for t in types])
     func_sec = _Reader(sections.get(3, b"\x00"))
-    fidx = [func_sec.u() for _ in range(func_sec.u())] + [span_t, mark_t]
+    fidx = [func_sec.u() for _ in range(func_sec.u())] + [span_t, mark_t, save_t, save_t]
     sections[3] = _vec([uleb(i) for i in fidx])
     if m.memory is not None:
         mem = m.memory
@@ -743,7 +766,7 @@ def instrument(
         bits = uleb(mem.minimum) + (uleb(mem.maximum) if mem.maximum is not None else b"")
         mems = [bytes([flags]) + bits]
         if track:
-            pages1 = -(-(bytemap_pages * 5) // WASM_PAGE_SIZE)
+            pages1 = -(-(globals_offset + 8 * len(saved)) // WASM_PAGE_SIZE)
             mems.append(b"\x01" + uleb(pages1) + uleb(pages1))
             mems.append((b"\x04" if mem64 else b"\x00") + b"\x00")
         sections[5] = _vec(mems)
@@ -763,7 +786,12 @@ def instrument(
     if m.memory is not None:
         extra.append(_export("__icp_mem", 2, 0))
         if track:
-            extra += [_export("__icp_bytemap", 2, 1), _export("__icp_journal", 2, 2)]
+            extra += [
+                _export("__icp_bytemap", 2, 1),
+                _export("__icp_journal", 2, 2),
+                _export("__icp_save_globals", 0, span_f + 2),
+                _export("__icp_restore_globals", 0, span_f + 3),
+            ]
     if m.start is not None:
         extra.append(_export("__icp_start", 0, m.start))
     if _Reader(sections.get(4, b"\x00")).u() > 0:
@@ -781,6 +809,7 @@ def instrument(
         tracks_dirty_pages=track,
         bytemap_pages=bytemap_pages,
         mutable_globals=mutable,
+        saved_globals=saved if track else (),
     )
 
 
@@ -811,6 +840,30 @@ def _span_body(mark_f: int) -> bytes:
         + b"\x20\x02\x42\x01\x7c\x22\x02\x20\x03\x58\x0d\x00"  # p += 1; br_if p <= e
         b"\x0b\x0b"
     )
+    return uleb(len(body)) + body
+
+
+_GLOBAL_LOAD = {I32: (0x28, 0x42), I64: (0x29, 0x43), F32: (0x2A, 0x42), F64: (0x2B, 0x43)}
+"""Value type -> (load opcode, memarg flags: natural alignment | memory index present)."""
+
+
+def _save_globals_body(saved: tuple[tuple[int, int], ...], offset: int) -> bytes:
+    """``$save()``: store every numeric mutable global at ``offset + 8k`` of memory 1."""
+    body = b"\x00"  # no locals
+    for k, (gi, t) in enumerate(saved):
+        load, flags = _GLOBAL_LOAD[t]
+        body += b"\x41\x00\x23" + uleb(gi) + bytes([load + 14, flags, 1]) + uleb(offset + 8 * k)
+    body += b"\x0b"
+    return uleb(len(body)) + body
+
+
+def _restore_globals_body(saved: tuple[tuple[int, int], ...], offset: int) -> bytes:
+    """``$restore()``: set every numeric mutable global back from memory 1."""
+    body = b"\x00"
+    for k, (gi, t) in enumerate(saved):
+        load, flags = _GLOBAL_LOAD[t]
+        body += b"\x41\x00" + bytes([load, flags, 1]) + uleb(offset + 8 * k) + b"\x24" + uleb(gi)
+    body += b"\x0b"
     return uleb(len(body)) + body
 
 

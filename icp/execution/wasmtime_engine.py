@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 import wasmtime
+from wasmtime import _ffi as ffi
 
 from icp.execution.engine import InstanceState, prepare_module
 from icp.execution.errors import InvalidWasm, TrapKind, WasmTrap
@@ -38,6 +39,33 @@ _MEMSET_THRESHOLD = 2048
 """Above this many dirty pages, clear the whole byte map with one memset."""
 
 _VT = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+
+
+def _c_fn(name: str, restype: Any, argtypes: list[Any]) -> Any:
+    """A private prototype of a wasmtime C API function taking raw addresses."""
+    fn = ffi.dll[name]  # item access makes a new function object: wasmtime-py's stays intact
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
+_P = ctypes.c_void_p
+_memory_data = _c_fn("wasmtime_memory_data", _P, [_P, _P])
+_memory_data_size = _c_fn("wasmtime_memory_data_size", ctypes.c_size_t, [_P, _P])
+_global_get = _c_fn("wasmtime_global_get", None, [_P, _P, _P])
+_global_set = _c_fn("wasmtime_global_set", _P, [_P, _P, _P])
+_call_unchecked = _c_fn("wasmtime_func_call_unchecked", _P, [_P, _P, _P, ctypes.c_size_t, _P])
+_trap_new = _c_fn("wasmtime_trap_new", _P, [ctypes.c_char_p, ctypes.c_size_t])
+_KIND_I32 = ffi.WASMTIME_I32.value
+_KIND_I64 = ffi.WASMTIME_I64.value
+_HOST_EXCEPTION = b"host function raised"
+
+
+def _finalize_nothing(env: int | None) -> None:
+    """Host functions keep no per-function data to free (``env`` is the import index)."""
+
+
+_no_finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_finalize_nothing)
 
 
 def make_engine_config() -> wasmtime.Config:
@@ -115,17 +143,17 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-class _Binding:
-    """Routes host calls to the current execution's SystemApi."""
-
-    __slots__ = ("api",)
-
-    def __init__(self) -> None:
-        self.api: SystemApi | None = None
-
-
 class WasmtimeInstance:
-    """A live wasmtime instance with page-journaled transactions."""
+    """A live wasmtime instance with page-journaled transactions.
+
+    The per-message paths (host calls, the instruction counter, calls of exports,
+    begin/commit/rollback) go straight to the wasmtime C API through raw addresses
+    (``_c_fn`` prototypes, ``wasmtime_func_new_unchecked`` host functions,
+    ``wasmtime_func_call_unchecked``): wasmtime-py's generic wrappers allocate type
+    objects on every call and cost more than a small canister message itself.  All
+    numeric mutable globals are saved and restored by two exported helpers that the
+    instrumentation adds (one call each instead of one host crossing per global).
+    """
 
     def __init__(self, engine: WasmtimeEngine, module: WasmtimeModule, memory_limit: int) -> None:
         self._engine = engine
@@ -133,21 +161,36 @@ class WasmtimeInstance:
         self._im = module.instrumented
         hard = engine.max_wasm64 if self._im.parsed.is_memory64 else engine.max_wasm32
         self._memory_limit = hard if memory_limit <= 0 else min(memory_limit, hard)
-        self._binding = _Binding()
+        self._api: SystemApi | None = None
+        self._host_exc: BaseException | None = None
         self._exports = set(self._im.parsed.exported_functions)
         self.dirty_since_checkpoint: set[int] = set()
         self._committed: list[array.array[int]] = []
         self._globals_before: list[tuple[int, Any]] = []
         self._size_before = 0
         self._in_tx = False
+        self._imports: list[tuple[str, tuple[bool, ...], bool | None]] = []
+        for _, name, tidx in self._im.parsed.imports:
+            ft = self._im.parsed.types[tidx]
+            result = (ft.results[0] == I64) if ft.results else None
+            self._imports.append((name, tuple(p == I64 for p in ft.params), result))
+        self._callback = ffi.wasmtime_func_unchecked_callback_t(self._host_call)
+        self._val = ffi.wasmtime_val_t()
+        self._val_addr = ctypes.addressof(self._val)
+        self._args = (ffi.wasmtime_val_raw_t * 1)()
+        self._args_addr = ctypes.addressof(self._args)
+        self._trap = ctypes.c_void_p()
+        self._trap_addr = ctypes.addressof(self._trap)
         self._build()
 
     # ---- construction -----------------------------------------------------
     def _build(self) -> None:
         store = wasmtime.Store(self._engine.engine)
         store.set_limits(memory_size=self._memory_limit + 0)
+        ctx = store._context()
         imports: list[wasmtime.Func] = []
-        for _, name, tidx in self._im.parsed.imports:
+        for k, (_, name, tidx) in enumerate(self._im.parsed.imports):
+            del name
             ft = self._im.parsed.types[tidx]
             params = [
                 wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.params
@@ -155,9 +198,12 @@ class WasmtimeInstance:
             results = [
                 wasmtime.ValType.i64() if p == I64 else wasmtime.ValType.i32() for p in ft.results
             ]
-            imports.append(
-                wasmtime.Func(store, wasmtime.FuncType(params, results), self._host(name))
+            raw = ffi.wasmtime_func_t()
+            ty = wasmtime.FuncType(params, results)  # must outlive the call below
+            ffi.wasmtime_func_new_unchecked(
+                ctx, ty.ptr(), self._callback, k, _no_finalizer, ctypes.byref(raw)
             )
+            imports.append(wasmtime.Func._from_raw(raw))
         try:
             instance = wasmtime.Instance(store, self._module.module, imports)
         except wasmtime.Trap as exc:
@@ -166,42 +212,118 @@ class WasmtimeInstance:
             raise InvalidWasm(f"Wasm module instantiation failed: {_first_line(exc)}") from exc
         ex = instance.exports(store)
         self._store = store
+        self._ctx = ctypes.cast(ctx, ctypes.c_void_p).value
         self._instance = instance
         self._ex = ex
         self._counter: wasmtime.Global = ex["__icp_instr"]  # type: ignore[assignment]
         self._dirty: wasmtime.Global = ex["__icp_dirty"]  # type: ignore[assignment]
+        self._counter_addr = ctypes.addressof(self._counter._global)
+        self._dirty_addr = ctypes.addressof(self._dirty._global)
         self._mem: wasmtime.Memory | None = ex.get("__icp_mem")  # type: ignore[assignment]
         self._bytemap: wasmtime.Memory | None = ex.get("__icp_bytemap")  # type: ignore[assignment]
         self._journal: wasmtime.Memory | None = ex.get("__icp_journal")  # type: ignore[assignment]
         self._table: wasmtime.Table | None = ex.get("__icp_table")  # type: ignore[assignment]
+        self._mem_addr = 0 if self._mem is None else ctypes.addressof(self._mem._memory)
+        self._bytemap_addr = 0 if self._bytemap is None else ctypes.addressof(self._bytemap._memory)
         self._globals: list[tuple[int, Any]] = [
             (idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals
         ]
+        saved = {idx for idx, _ in self._im.saved_globals}
+        # globals the in-Wasm helpers do not cover (all of them without the helpers)
+        self._other_globals = [(i, g) for i, g in self._globals if i not in saved]
+        save = ex.get("__icp_save_globals")
+        restore = ex.get("__icp_restore_globals")
+        self._save_addr = (
+            ctypes.addressof(save._func) if isinstance(save, wasmtime.Func) and saved else 0
+        )
+        self._restore_addr = (
+            ctypes.addressof(restore._func) if isinstance(restore, wasmtime.Func) and saved else 0
+        )
+        self._func_addrs: dict[str, int] = {}
 
-    def _host(self, name: str) -> Any:
-        binding = self._binding
-
-        def fn(*args: int) -> int | None:
-            api = binding.api
+    def _host_call(self, env: int | None, caller: Any, raw: Any, n: int) -> int:
+        """Run ``ic0.<name>`` for the import with index ``env`` (unchecked host function)."""
+        del caller, n
+        try:
+            name, wide, result = self._imports[env or 0]
+            api = self._api
             if api is None:
                 raise WasmTrap(TrapKind.CONTRACT_VIOLATION, f"ic0.{name} called outside execution")
-            return api.dispatch(name, args)
+            args = tuple(raw[i].i64 if w else raw[i].i32 for i, w in enumerate(wide))
+            out = api.dispatch(name, args)
+            if result is not None:
+                if result:
+                    raw[0].i64 = out
+                else:
+                    raw[0].i32 = out
+            return 0
+        except BaseException as exc:  # re-raised by _call once wasmtime has unwound
+            self._host_exc = exc
+            return int(_trap_new(_HOST_EXCEPTION, len(_HOST_EXCEPTION)) or 0)
 
-        return fn
+    # ---- raw C API helpers -----------------------------------------------------
+    def _global_int(self, addr: int, wide: bool) -> int:
+        _global_get(self._ctx, addr, self._val_addr)
+        return int(self._val.of.i64) if wide else int(self._val.of.i32)
+
+    def _set_global(self, addr: int, kind: int, value: int) -> None:
+        self._val.kind = kind  # type: ignore[assignment]
+        if kind == _KIND_I64:
+            self._val.of.i64 = value
+        else:
+            self._val.of.i32 = value
+        err = _global_set(self._ctx, addr, self._val_addr)
+        if err:
+            raise wasmtime.WasmtimeError._from_ptr(
+                ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t))
+            )
+
+    def _call(self, func_addr: int, args: tuple[int, ...], wide: bool) -> None:
+        """Call a function of type ``() -> ()`` or ``(i32|i64) -> ()``; raise on trap."""
+        if args:
+            if wide:
+                self._args[0].i64 = args[0]
+            else:
+                self._args[0].i32 = args[0]
+        self._trap.value = None
+        self._host_exc = None
+        err = _call_unchecked(self._ctx, func_addr, self._args_addr, 1, self._trap_addr)
+        if self._host_exc is not None:
+            exc, self._host_exc = self._host_exc, None
+            self._drop_trap(err)
+            raise exc
+        if err:
+            raise wasmtime.WasmtimeError._from_ptr(
+                ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t))
+            )
+        if self._trap.value:
+            trap = wasmtime.Trap._from_ptr(
+                ctypes.cast(self._trap.value, ctypes.POINTER(ffi.wasm_trap_t))
+            )
+            self._trap.value = None
+            raise trap
+
+    def _drop_trap(self, err: int | None) -> None:
+        if self._trap.value:
+            wasmtime.Trap._from_ptr(ctypes.cast(self._trap.value, ctypes.POINTER(ffi.wasm_trap_t)))
+            self._trap.value = None
+        if err:
+            wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+    def _heap(self) -> int:
+        return int(_memory_data(self._ctx, self._mem_addr) or 0)
 
     # ---- GuestMemory / InstructionCounter ----------------------------------
     def size(self) -> int:
         """Heap size in bytes (GuestMemory)."""
-        return 0 if self._mem is None else self._mem.data_len(self._store)
+        return 0 if self._mem is None else int(_memory_data_size(self._ctx, self._mem_addr))
 
     def read(self, addr: int, size: int) -> bytes:
         """Read heap bytes (GuestMemory)."""
         assert self._mem is not None
         if size == 0:
             return b""
-        return ctypes.string_at(
-            ctypes.addressof(self._mem.data_ptr(self._store).contents) + addr, size
-        )
+        return ctypes.string_at(self._heap() + addr, size)
 
     def write(self, addr: int, data: bytes) -> None:
         """Write heap bytes, journaling touched pages first (GuestMemory)."""
@@ -210,27 +332,29 @@ class WasmtimeInstance:
             return
         if self._in_tx:
             self._host_mark(addr, len(data))
-        base = ctypes.addressof(self._mem.data_ptr(self._store).contents)
-        ctypes.memmove(base + addr, data, len(data))
+        ctypes.memmove(self._heap() + addr, data, len(data))
 
     def remaining(self) -> int:
         """Instructions left (InstructionCounter)."""
-        return int(self._counter.value(self._store))
+        return self._global_int(self._counter_addr, True)
 
     def set_remaining(self, value: int) -> None:
         """Set instructions left (InstructionCounter)."""
-        self._counter.set_value(self._store, wasmtime.Val.i64(value))
+        self._set_global(self._counter_addr, _KIND_I64, value)
 
     # ---- journal -------------------------------------------------------------
     def _ptr(self, mem: wasmtime.Memory) -> int:
         return ctypes.addressof(mem.data_ptr(self._store).contents)
 
+    def _dirty_count(self) -> int:
+        return self._global_int(self._dirty_addr, False)
+
     def _host_mark(self, addr: int, size: int) -> None:
         if self._bytemap is None or self._journal is None or self._mem is None:
             return
         bm = self._ptr(self._bytemap)
-        heap = self._ptr(self._mem)
-        count = int(self._dirty.value(self._store))
+        heap = self._heap()
+        count = self._dirty_count()
         for page in range(addr // PAGE_SIZE, (addr + size - 1) // PAGE_SIZE + 1):
             if ctypes.c_ubyte.from_address(bm + page).value:
                 continue
@@ -242,7 +366,7 @@ class WasmtimeInstance:
             ctypes.c_uint32.from_address(bm + self._im.list_offset + 4 * count).value = page
             ctypes.c_ubyte.from_address(bm + page).value = 1
             count += 1
-        self._dirty.set_value(self._store, wasmtime.Val.i32(count))
+        self._set_global(self._dirty_addr, _KIND_I32, count)
 
     def dirty_pages_in_transaction(self) -> list[int]:
         """Heap pages journaled so far in the open transaction (for benchmarks and tests)."""
@@ -254,7 +378,7 @@ class WasmtimeInstance:
             self._mem.grow(self._store, pages)
 
     def _dirty_list(self) -> list[int]:
-        count = int(self._dirty.value(self._store))
+        count = self._dirty_count()
         if count == 0 or self._bytemap is None:
             return []
         bm = self._ptr(self._bytemap)
@@ -264,17 +388,18 @@ class WasmtimeInstance:
     def _clear_marks(self, pages: Sequence[int]) -> None:
         if self._bytemap is None:
             return
-        bm = self._ptr(self._bytemap)
-        if len(pages) > _MEMSET_THRESHOLD:
-            ctypes.memset(bm, 0, self._im.bytemap_pages)  # constant size: max heap / 4 KiB
-        else:
-            view = (ctypes.c_ubyte * self._im.bytemap_pages).from_address(bm)
-            for page in pages:
-                view[page] = 0
-        self._dirty.set_value(self._store, wasmtime.Val.i32(0))
+        if pages:
+            bm = self._ptr(self._bytemap)
+            if len(pages) > _MEMSET_THRESHOLD:
+                ctypes.memset(bm, 0, self._im.bytemap_pages)  # constant size: max heap / 4 KiB
+            else:
+                view = (ctypes.c_ubyte * self._im.bytemap_pages).from_address(bm)
+                for page in pages:
+                    view[page] = 0
+        self._set_global(self._dirty_addr, _KIND_I32, 0)
 
     def _committed_list(self) -> array.array[int]:
-        count = int(self._dirty.value(self._store))
+        count = self._dirty_count()
         out: array.array[int] = array.array("I")
         if count and self._bytemap is not None:
             bm = self._ptr(self._bytemap)
@@ -283,18 +408,20 @@ class WasmtimeInstance:
 
     def begin(self) -> None:
         """Start a transaction (changes made outside one are committed first)."""
-        stale = self._committed_list()
-        if stale:
+        if self._dirty_count():
+            stale = self._committed_list()
             self._committed.append(stale)
             self._clear_marks(stale)
         self._in_tx = True
         self._size_before = self.size()
-        self._globals_before = [(i, g.value(self._store)) for i, g in self._globals]
+        if self._save_addr:
+            self._call(self._save_addr, (), False)
+        self._globals_before = [(i, g.value(self._store)) for i, g in self._other_globals]
 
     def commit(self) -> None:
         """Keep the changes: O(pages written), the page list is kept for checkpoints."""
-        pages = self._committed_list()
-        if pages:
+        if self._dirty_count():
+            pages = self._committed_list()
             self._committed.append(pages)
             self._clear_marks(pages)
         if self.size() != self._size_before:
@@ -307,14 +434,16 @@ class WasmtimeInstance:
         """Undo the changes: restore journaled pages, globals and memory size."""
         pages = self._dirty_list()
         if pages and self._journal is not None and self._mem is not None:
-            heap = self._ptr(self._mem)
+            heap = self._heap()
             jr = self._ptr(self._journal)
             size = self.size()
             for i, page in enumerate(pages):
                 if (page + 1) * PAGE_SIZE <= size:
                     ctypes.memmove(heap + page * PAGE_SIZE, jr + i * PAGE_SIZE, PAGE_SIZE)
         self._clear_marks(pages)
-        for (_, g), (_, v) in zip(self._globals, self._globals_before, strict=True):
+        if self._restore_addr:
+            self._call(self._restore_addr, (), False)
+        for (_, g), (_, v) in zip(self._other_globals, self._globals_before, strict=True):
             g.set_value(self._store, v)
         if self.size() != self._size_before:
             self._shrink_to(self._size_before)
@@ -351,10 +480,15 @@ class WasmtimeInstance:
         self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
     ) -> int:
         """Run an exported function; return instructions used or raise ``WasmTrap``."""
-        func = self._ex.get(export)
-        if not isinstance(func, wasmtime.Func):
-            raise WasmTrap(TrapKind.CONTRACT_VIOLATION, f"function {export!r} is not exported")
-        return self._invoke(func, args, api, instruction_limit)
+        addr = self._func_addrs.get(export)
+        if addr is None:
+            func = self._ex.get(export)
+            if not isinstance(func, wasmtime.Func):
+                raise WasmTrap(TrapKind.CONTRACT_VIOLATION, f"function {export!r} is not exported")
+            if func.type(self._store).params:
+                raise WasmTrap(TrapKind.CONTRACT_VIOLATION, f"function {export!r} takes arguments")
+            addr = self._func_addrs[export] = ctypes.addressof(func._func)
+        return self._invoke(addr, args, False, api, instruction_limit)
 
     def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
         """Run callback ``index`` of table 0 with ``env``."""
@@ -367,21 +501,23 @@ class WasmtimeInstance:
         if not isinstance(func, wasmtime.Func):
             raise WasmTrap(TrapKind.TRAP, f"callback index {index} is not a function")
         ft = func.type(self._store)
-        want = I64 if self._im.parsed.is_memory64 else I32
-        if len(ft.params) != 1 or ft.results:
+        params = ft.params
+        if len(params) != 1 or ft.results:
             raise WasmTrap(TrapKind.TRAP, "callback has the wrong type")
-        del want
-        return self._invoke(func, (env,), api, instruction_limit)
+        wide = params[0] == wasmtime.ValType.i64()
+        if not wide and params[0] != wasmtime.ValType.i32():
+            raise WasmTrap(TrapKind.TRAP, "callback has the wrong type")
+        return self._invoke(ctypes.addressof(func._func), (env,), wide, api, instruction_limit)
 
     def _invoke(
-        self, func: wasmtime.Func, args: tuple[int, ...], api: SystemApi, limit: int
+        self, func_addr: int, args: tuple[int, ...], wide: bool, api: SystemApi, limit: int
     ) -> int:
         api.memory = self if self._mem is not None else None
         api.counter = self
         self.set_remaining(limit)
-        self._binding.api = api
+        self._api = api
         try:
-            func(self._store, *args)
+            self._call(func_addr, args, wide)
         except WasmTrap:
             raise
         except wasmtime.Trap as exc:
@@ -389,7 +525,7 @@ class WasmtimeInstance:
         except wasmtime.WasmtimeError as exc:
             raise self._classify(exc, limit) from None
         finally:
-            self._binding.api = None
+            self._api = None
         left = self.remaining()
         if left < 0:
             raise _out_of_instructions(limit)
