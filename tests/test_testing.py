@@ -323,3 +323,15 @@ def test_submit_and_await_calls(counter_wasm: bytes) -> None:
     assert pic.ingress_status(failing) == "rejected"
     with pytest.raises(ValueError, match="not submitted here"):
         pic.await_call(b"\x00" * 32)
+
+
+def test_hello_world_template_with_icpy_canister() -> None:
+    """The integration test of dfinity/icp-hello-world-motoko, and HOWTO.md's top-up."""
+    hello = Path(__file__).resolve().parent / "testing" / "hello"
+    candid = "service : { greet : (text) -> (text) query }"
+    pic = PocketIC()
+    canister = pic.create_and_install_canister_with_candid(candid, compile_motoko(hello))
+    assert isinstance(canister, ic.Canister)
+    assert canister.greet("ICP") == ["Hello, ICP!"]
+    before = pic.get_cycles_balance(canister.canister_id)
+    assert pic.add_cycles(canister.canister_id, 10**21) == before + 10**21
