@@ -356,7 +356,7 @@ class Topology(dict[Any, SubnetKind]):
     """Subnet id -> kind; callable (``pic.topology()``, pocket-ic >= 3) and a mapping (earlier)."""
 
     def __call__(self) -> Topology:
-        return self
+        return Topology(self)
 
 
 @attrs.frozen
@@ -581,9 +581,9 @@ class PocketIC:
         )
         if ic_dir is not None and not (ic_dir / TOPOLOGY_FILE).exists():
             ic_dir.mkdir(parents=True, exist_ok=True)
-            (ic_dir / TOPOLOGY_FILE).write_text(
-                layout.to_json([s.subnet_id for s in self.ic.subnets])
-            )
+            tmp = ic_dir / f"{TOPOLOGY_FILE}.tmp"
+            tmp.write_text(layout.to_json([s.subnet_id for s in self.ic.subnets]))
+            tmp.replace(ic_dir / TOPOLOGY_FILE)
         self.icpy = _has_icpy() if icpy is None else icpy
         self._kinds: dict[bytes, SubnetKind] = {
             subnet.subnet_id.raw: kind
