@@ -1015,13 +1015,23 @@ class PocketIC:
     # -- ic-py Agent compatibility -------------------------------------------------------
 
     def query_raw(
-        self, canister_id: Any, name: str, arguments: bytes, return_types: Any, _ecid: Any = None
+        self,
+        canister_id: Any,
+        name: str,
+        arguments: bytes,
+        return_types: Any,
+        _effective_canister_id: Any = None,
     ) -> Any:
         """``ic.Agent.query_raw`` (used by ``ic.Canister``)."""
         return _icpy().decode(bytes(self.query_call(canister_id, name, arguments)), return_types)
 
     def update_raw(
-        self, canister_id: Any, name: str, arguments: bytes, return_types: Any, _ecid: Any = None
+        self,
+        canister_id: Any,
+        name: str,
+        arguments: bytes,
+        return_types: Any,
+        _effective_canister_id: Any = None,
     ) -> Any:
         """``ic.Agent.update_raw`` (used by ``ic.Canister``)."""
         return _icpy().decode(bytes(self.update_call(canister_id, name, arguments)), return_types)
