@@ -10,11 +10,12 @@ goes through the IC's ingress path, consensus and execution; the reply is the on
 certified in the state tree.  Subnets have one node each by default (fast), like
 PocketIC; pass ``nodes=4`` for real fault tolerance.
 
-Differences from ``pocket-ic``: there is always an NNS subnet (its key is the root key
-that certifies everything), so ``get_root_key`` never returns None; replies are
-returned as bytes (``pocket-ic`` returns a list of ints for non-Candid replies).
-Impersonated senders (a principal without a key) are accepted only through this API
-and only as ingress that skips the signature check, exactly as PocketIC does.
+A suite written for ``pocket-ic`` runs unchanged with ``from icp.testing import
+PocketIC, SubnetConfig, SubnetKind`` (pocket-ic's own suite and examples do, in
+tests/testing/pocketic_py): same types (ic-py's when installed), reply and exception
+conventions; see ``PocketIC`` for what differs.  Impersonated senders (a principal
+without a key) are accepted only through this API and only as ingress that skips the
+signature check, exactly as PocketIC does.
 
 Spec: pocket-ic Python package ``pocket_ic/pocket_ic.py`` (method names and
 conventions); interface spec §1.2-§1.3 (envelopes).
@@ -330,6 +331,7 @@ class PocketICServer:
 
     pocket-ic shares one server per process; ``PocketIC`` instances share
     ``DEFAULT_SERVER`` unless given another one.  There is no server process.
+    Spec: pocket-ic package ``pocket_ic/pocket_ic_server.py`` (``list_instances``).
     """
 
     def __init__(self) -> None:
@@ -353,7 +355,10 @@ DEFAULT_SERVER: Final = PocketICServer()
 
 
 class Topology(dict[Any, SubnetKind]):
-    """Subnet id -> kind; callable (``pic.topology()``, pocket-ic >= 3) and a mapping (earlier)."""
+    """Subnet id -> kind; callable (``pic.topology()``, pocket-ic >= 3) and a mapping (earlier).
+
+    Spec: pocket-ic package ``PocketIC.topology`` (CHANGELOG 3.0.0: attribute -> method).
+    """
 
     def __call__(self) -> Topology:
         return Topology(self)
