@@ -48,7 +48,7 @@ from icp.consensus.genesis import SubnetSetup, make_subnet
 from icp.consensus.nidkg_backend import NidkgBackend
 from icp.crypto.certificate import Delegation
 from icp.crypto.errors import AuthenticationError
-from icp.crypto.hashing import EncodingError, cbor_encode, request_id
+from icp.crypto.hashing import EncodingError, cbor_encode
 from icp.crypto.user_sig import SignedDelegation
 from icp.execution.canister import CanisterState
 from icp.execution.engine import WasmEngine
@@ -72,7 +72,6 @@ from icp.messaging.ingress import (
     authenticate_ingress,
     check_ingress,
     is_expiry_valid,
-    parse_envelope,
 )
 from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange, RoutingTable
 from icp.principal import Principal
@@ -294,6 +293,8 @@ class InternetComputer:
         self._data_certificates: dict[tuple[bytes, int, bytes], tuple[Height | None, bytes]] = {}
         self._state_machine = state_machine
         self.clock = clock
+        self.query_caching = True
+        """Answer repeated queries from each replica's ``QueryCache`` (False: always execute)."""
         self.with_dkg = with_dkg
         self.authenticate: CachingAuthenticator | None = (
             CachingAuthenticator(authenticate_ingress) if authenticate_senders else None
@@ -302,6 +303,7 @@ class InternetComputer:
         self.envelopes = EnvelopeCache()
         """Envelope parsing shared by every replica of this process."""
         self.subnets: list[Subnet] = []
+        self._routes: dict[bytes, Subnet] = {}
         self._build()
         self.run_while(
             lambda: any(s.serving_replica().state.certified_height is None for s in self.subnets),
@@ -468,6 +470,9 @@ class InternetComputer:
         Spec: interface spec §1.4 (the effective canister id must lie in some subnet's
         canister ranges); protocol digest §4.4.
         """
+        known = self._routes.get(canister_id.raw)
+        if known is not None:
+            return known
         subnet_id = self.topology.routing_table.route(canister_id)
         if subnet_id is None:
             raise ICError(
@@ -476,7 +481,11 @@ class InternetComputer:
                 reject_code=int(RejectCode.DESTINATION_INVALID),
                 error_code="IC0301",
             )
-        return self.subnet(subnet_id)
+        subnet = self.subnet(subnet_id)
+        if len(self._routes) >= 100_000:
+            self._routes.clear()
+        self._routes[canister_id.raw] = subnet  # the routing table is fixed at build time
+        return subnet
 
     # -- event loop -----------------------------------------------------------------------
 
@@ -788,9 +797,11 @@ class InternetComputer:
         self, body: bytes, request_type: str, target: Principal | None, limits: IngressLimits
     ) -> tuple[dict[Any, Any], bytes, Principal]:
         try:
-            envelope = parse_envelope(body, limits=limits)
+            envelope, rid = self.envelopes.parse_request(body, limits)
         except IngressError as exc:
             raise ICError(str(exc), http_status=exc.http_status) from None
+        except EncodingError as exc:
+            raise ICError(f"malformed {request_type} request: {exc}") from None
         content = envelope["content"]
         assert isinstance(content, Mapping)
         if content.get("request_type") != request_type:
@@ -798,7 +809,6 @@ class InternetComputer:
                 f"expected request_type {request_type!r}, got {content.get('request_type')!r}"
             )
         try:
-            rid = request_id(content)
             sender = Principal(bytes(content["sender"]))
             expiry = int(content["ingress_expiry"])
         except (EncodingError, KeyError, TypeError, ValueError) as exc:
@@ -868,8 +878,9 @@ class InternetComputer:
     def query(self, body: bytes, effective_canister_id: Principal) -> bytes:
         """Answer a ``query`` envelope on one replica: CBOR response with a node signature.
 
-        The query runs on the serving replica's certified state; its changes are
-        discarded.  Spec: interface spec §1.6 (query response, node signatures).
+        The query runs on a replica's latest certified state (see ``run_query``); its
+        changes are discarded; the answering node signs the response.
+        Spec: interface spec §1.6 (query response, node signatures).
         """
         self.follow_clock()
         subnet = self.subnet_of(effective_canister_id)
@@ -888,8 +899,9 @@ class InternetComputer:
                 f"queried canister {canister_id}",
                 http_status=400,
             )
-        replica = subnet.serving_replica()
-        response = self.run_query(replica, sender, canister_id, method, arg)
+        replica, response = self._execute_query(
+            subnet.serving_replica(), sender, canister_id, method, arg
+        )
         fields: dict[str, Any]
         if isinstance(response, Reply):
             fields = {"status": "replied", "reply": {"arg": response.data}}
@@ -906,17 +918,83 @@ class InternetComputer:
     def run_query(
         self, replica: Replica, sender: Principal, canister_id: Principal, method: str, arg: bytes
     ) -> Reply | Reject:
-        """Execute a query on ``replica``'s latest certified state; discard its changes.
+        """Execute a query on a latest certified state; discard its changes.
 
-        Spec: interface spec §"Query call" (non-replicated; the state is not changed).
+        ``replica`` is preferred; if the canister's memory there already holds
+        executions above the certified height (see ``query_replica``), another
+        replica of the subnet answers, or the IC runs until one can.  Repeated
+        queries are answered from the replica's ``QueryCache`` while valid.
+        Spec: interface spec §"Query call" (non-replicated; the state is not changed);
+        dfinity/ic query handler (queries run on the latest certified state).
         """
+        return self._execute_query(replica, sender, canister_id, method, arg)[1]
+
+    def query_replica(self, prefer: Replica, canister_id: Principal, method: str) -> Replica:
+        """Return a replica of ``prefer``'s subnet that can run a query on certified state.
+
+        Canister memory is changed in place by execution (the state of height h and
+        h+1 share the canister's Wasm memory), so between executing a height and
+        certifying it, a replica's certified state is not what its canister memory
+        holds.  A replica qualifies when it executed nothing above its certified
+        height, or (plain queries) when the canister is untouched above it (the same
+        ``CanisterState`` in its latest and its certified state: every execution
+        makes a new one).  ``prefer`` goes first, then the others by certified
+        height; if none qualifies, the IC runs (at most a minute of virtual time)
+        until one does.  Raises ``ICError`` (503) otherwise.
+        Spec: dfinity/ic query handler (the latest certified state snapshot).
+        """
+        subnet = self.subnet(prefer.subnet_id)
+        if prefer.node not in subnet.down and _serves_certified(prefer, canister_id, method):
+            return prefer
+        others = sorted(
+            (r for r in subnet.live() if r is not prefer),
+            key=lambda r: (-(r.state.certified_height or -1), r.node),
+        )
+        order = [prefer, *others]
+
+        def pick() -> Replica | None:
+            for replica in order:
+                if replica.node not in subnet.down and _serves_certified(
+                    replica, canister_id, method
+                ):
+                    return replica
+            return None
+
+        chosen = pick()
+        limit = self.now + 60 * NANOS_PER_SECOND
+        while chosen is None:
+            if not self._queue or self._queue[0][0] > limit:
+                raise ICError(
+                    "no replica has a certified state to run the query on",
+                    http_status=503,
+                    error_code="IC0208",
+                )
+            self.run_until(self._queue[0][0])
+            chosen = pick()
+        return chosen
+
+    def _execute_query(
+        self, prefer: Replica, sender: Principal, canister_id: Principal, method: str, arg: bytes
+    ) -> tuple[Replica, Reply | Reject]:
+        """Run a query (or answer it from the query cache); return the replica and result."""
+        replica = self.query_replica(prefer, canister_id, method)
         subnet = self.subnet(replica.subnet_id)
         state, _ = replica.certified()
         canister = state.canister(canister_id)
         if canister is None:
-            return reject_of(
+            return replica, reject_of(
                 CanisterError.of(ErrorCode.CANISTER_NOT_FOUND, f"Canister {canister_id} not found")
             )
+        cache = (
+            replica.query_cache
+            if self.query_caching and not _is_composite(canister, method)
+            else None
+        )
+        key = (sender.raw, canister_id.raw, method, arg)
+        if cache is not None:
+            hit = cache.get(key, canister, state.time, state.height)
+            if hit is not None:
+                return replica, hit
         data_certificate = self._data_certificate(replica, canister_id)
 
         def resolve(cid: bytes) -> CanisterState | None:
@@ -933,7 +1011,16 @@ class InternetComputer:
             resolve=resolve,
         )
         assert isinstance(response, Reply | Reject)
-        return response
+        if cache is not None:
+            cache.push(
+                key,
+                response,
+                canister,
+                state.time,
+                state.height,
+                includes_data_certificate=data_certificate is not None,
+            )
+        return replica, response
 
     def _data_certificate(self, replica: Replica, canister_id: Principal) -> bytes | None:
         """Return the ``ic0.data_certificate`` of a canister (cached per certified height)."""
@@ -1089,6 +1176,26 @@ def _node_id(raw: bytes) -> Principal:
     from icp.replica import node_id_of
 
     return node_id_of(raw)
+
+
+def _is_composite(canister: CanisterState, method: str) -> bool:
+    return canister.runtime is not None and canister.runtime.method_kind(method) == (
+        "composite_query"
+    )
+
+
+def _serves_certified(replica: Replica, canister_id: Principal, method: str) -> bool:
+    """Return whether ``replica``'s canister memory is that of its certified state."""
+    certified_height = replica.state.certified_height
+    if certified_height is None:
+        return False
+    if replica.state.latest_height == certified_height:
+        return True
+    certified, _ = replica.certified()
+    canister = certified.canister(canister_id)
+    if canister is not None and _is_composite(canister, method):
+        return False  # its call graph may reach any canister: the whole state must match
+    return replica.state.latest_state.canister(canister_id) is canister
 
 
 def _opt_bytes(value: object) -> bytes | None:

@@ -75,6 +75,7 @@ from icp.messaging.ingress import (
     check_ingress,
     parse_call_envelope,
 )
+from icp.messaging.query_cache import QueryCache
 from icp.principal import Principal
 from icp.state import checkpoint
 from icp.state.certification import (
@@ -263,6 +264,8 @@ class Replica:
         self.execute = execute
         self.state_dir = state_dir
         self.ingress_pool = IngressPool()
+        self.query_cache = QueryCache()
+        """This node's query cache (non-replicated; validated on every use)."""
         self.certifier = Certifier(crypto)
         self.subnet_id = Principal(setup.membership.subnet_id)
         keys = setup.membership.nodes[node]

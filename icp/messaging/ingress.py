@@ -413,6 +413,7 @@ class EnvelopeCache:
 
     def __init__(self, max_entries: int = INGRESS_CACHE_ENTRIES) -> None:
         self._entries: dict[bytes, tuple[IngressLimits, SignedIngress]] = {}
+        self._requests: dict[bytes, tuple[IngressLimits, Mapping[str, object], bytes]] = {}
         self._max = max_entries
         self.hits = 0
         self.misses = 0
@@ -430,6 +431,28 @@ class EnvelopeCache:
         self._entries[data] = (limits, message)
         _evict_oldest(self._entries, self._max)  # type: ignore[arg-type]
         return message
+
+    def parse_request(
+        self, data: bytes, limits: IngressLimits = APPLICATION_SUBNET_LIMITS
+    ) -> tuple[Mapping[str, object], bytes]:
+        """Return ``(envelope, request id)`` of any request body (query, read_state).
+
+        The envelope map is shared: callers must not change it.  Raises
+        ``IngressError`` for a body that is not an envelope and ``EncodingError`` for
+        content that has no request id.
+        Spec: interface spec §"Envelope", §"Request ids".
+        """
+        cached = self._requests.get(data)
+        if cached is not None and (cached[0] is limits or cached[0] == limits):
+            self.hits += 1
+            return cached[1], cached[2]
+        self.misses += 1
+        envelope = parse_envelope(data, limits=limits)
+        content = envelope["content"]
+        rid = request_id(cast(Mapping[str, object], content))
+        self._requests[data] = (limits, envelope, rid)
+        _evict_oldest(self._requests, self._max)  # type: ignore[arg-type]
+        return envelope, rid
 
 
 class CachingAuthenticator:
