@@ -29,6 +29,7 @@ callbacks, cycles), digest §5.4, §7.1 (prepay/refund), §6.3 (lifecycle).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import attrs
@@ -134,8 +135,9 @@ Message = IngressMessage | CanisterRequest | CanisterResponse
 Output = CanisterRequest | CanisterResponse | IngressResult
 
 
+@functools.lru_cache(maxsize=4096)
 def canister_text(canister_id: bytes) -> str:
-    """Return the textual form of a canister id."""
+    """Return the textual form of a canister id (memoized: every message formats it)."""
     return Principal.from_bytes(canister_id).to_text()
 
 
@@ -169,6 +171,7 @@ def _view(
     time: int,
     balance: int,
     replicated: bool = True,
+    data_certificate: bytes | None = None,
 ) -> CanisterView:
     return CanisterView(
         canister_id=state.canister_id,
@@ -184,6 +187,7 @@ def _view(
         subnet_size=env.subnet_size,
         wasm64=state.runtime.is_wasm64() if state.runtime is not None else False,
         replicated=replicated,
+        data_certificate=data_certificate,
         root_key=env.root_key,
     )
 
@@ -707,10 +711,10 @@ def _query(
         )
     limit = env.limits.max_instructions_per_query
     composite = kind == "composite_query"
-    view = attrs.evolve(
-        _view(state, env, time, state.cycles, replicated=False),
+    view = _view(
+        state, env, time, state.cycles, replicated=False,
         data_certificate=data_certificate if top else None,
-    )
+    )  # fmt: skip
     api = SystemApi(
         ExecutionInput(
             Context.CQ if composite else Context.NRQ, caller=sender, arg=arg,

@@ -426,12 +426,11 @@ class SystemApi:
     # ---- plumbing -------------------------------------------------------
     def dispatch(self, name: str, args: tuple[int, ...]) -> int | None:
         """Check context, charge overhead and run ``ic0.<name>``; return its result."""
-        allowed = CONTEXTS[name]
+        allowed, cost, fn = _DISPATCH[name]
         if self.input.context not in allowed:
             raise _trap(f'"ic0_{name}" cannot be executed in {self.input.context.value} mode')
-        self.charge(OVERHEAD.get(name, 0) + 1)
-        fn: Callable[..., int | None] = getattr(self, "ic0_" + name)
-        return fn(*args)
+        self.charge(cost)
+        return fn(self, *args)
 
     def charge(self, instructions: int) -> None:
         """Charge instructions to the running message; trap when the limit is hit."""
@@ -857,3 +856,10 @@ class SystemApi:
         end = min(src + size, mem.size())
         data = mem.read(src, max(0, end - src)) if 0 <= src < mem.size() else b""
         raise WasmTrap(TrapKind.CALLED_TRAP, data.decode("utf-8", errors="replace"))
+
+
+_DISPATCH: dict[str, tuple[frozenset[Context], int, Callable[..., int | None]]] = {
+    name: (CONTEXTS[name], OVERHEAD.get(name, 0) + 1, getattr(SystemApi, "ic0_" + name))
+    for name in CONTEXTS
+}
+"""Per ``ic0`` function: allowed contexts, fixed instruction cost, implementation."""

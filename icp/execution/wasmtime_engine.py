@@ -224,7 +224,13 @@ class WasmtimeInstance:
         self._journal: wasmtime.Memory | None = ex.get("__icp_journal")  # type: ignore[assignment]
         self._table: wasmtime.Table | None = ex.get("__icp_table")  # type: ignore[assignment]
         self._mem_addr = 0 if self._mem is None else ctypes.addressof(self._mem._memory)
-        self._bytemap_addr = 0 if self._bytemap is None else ctypes.addressof(self._bytemap._memory)
+        self._journal_addr = 0 if self._journal is None else ctypes.addressof(self._journal._memory)
+        self._bm: Any = None  # ctypes view of the byte map (memory 1 never moves)
+        self._list_addr = 0
+        if self._bytemap is not None:
+            base = int(_memory_data(self._ctx, ctypes.addressof(self._bytemap._memory)) or 0)
+            self._bm = (ctypes.c_ubyte * self._im.bytemap_pages).from_address(base)
+            self._list_addr = base + self._im.list_offset
         self._globals: list[tuple[int, Any]] = [
             (idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals
         ]
@@ -343,28 +349,35 @@ class WasmtimeInstance:
         self._set_global(self._counter_addr, _KIND_I64, value)
 
     # ---- journal -------------------------------------------------------------
-    def _ptr(self, mem: wasmtime.Memory) -> int:
-        return ctypes.addressof(mem.data_ptr(self._store).contents)
+    # Memory 1 (byte map, dirty list, saved globals) has a fixed size, so its base
+    # address is stable for the life of the instance: ``_bm`` views it directly.
+    # The journal (memory 2) grows and may move: its address is fetched on use.
 
     def _dirty_count(self) -> int:
         return self._global_int(self._dirty_addr, False)
 
+    def _journal_ptr(self) -> int:
+        return int(_memory_data(self._ctx, self._journal_addr) or 0)
+
     def _host_mark(self, addr: int, size: int) -> None:
-        if self._bytemap is None or self._journal is None or self._mem is None:
+        bm = self._bm
+        if bm is None or self._journal is None:
             return
-        bm = self._ptr(self._bytemap)
+        first, last = addr // PAGE_SIZE, (addr + size - 1) // PAGE_SIZE
+        if first == last and bm[first]:
+            return
         heap = self._heap()
         count = self._dirty_count()
-        for page in range(addr // PAGE_SIZE, (addr + size - 1) // PAGE_SIZE + 1):
-            if ctypes.c_ubyte.from_address(bm + page).value:
+        for page in range(first, last + 1):
+            if bm[page]:
                 continue
-            need = (count + 1) * PAGE_SIZE
-            if self._journal.data_len(self._store) < need:
+            if int(_memory_data_size(self._ctx, self._journal_addr)) < (count + 1) * PAGE_SIZE:
                 self._journal.grow(self._store, 16)
-            jr = self._ptr(self._journal)
-            ctypes.memmove(jr + count * PAGE_SIZE, heap + page * PAGE_SIZE, PAGE_SIZE)
-            ctypes.c_uint32.from_address(bm + self._im.list_offset + 4 * count).value = page
-            ctypes.c_ubyte.from_address(bm + page).value = 1
+            ctypes.memmove(
+                self._journal_ptr() + count * PAGE_SIZE, heap + page * PAGE_SIZE, PAGE_SIZE
+            )
+            ctypes.c_uint32.from_address(self._list_addr + 4 * count).value = page
+            bm[page] = 1
             count += 1
         self._set_global(self._dirty_addr, _KIND_I32, count)
 
@@ -377,39 +390,35 @@ class WasmtimeInstance:
         if self._mem is not None:
             self._mem.grow(self._store, pages)
 
-    def _dirty_list(self) -> list[int]:
-        count = self._dirty_count()
-        if count == 0 or self._bytemap is None:
+    def _dirty_list(self, count: int | None = None) -> list[int]:
+        if count is None:
+            count = self._dirty_count()
+        if count == 0 or self._bm is None:
             return []
-        bm = self._ptr(self._bytemap)
-        arr = (ctypes.c_uint32 * count).from_address(bm + self._im.list_offset)
-        return list(arr)
+        return list((ctypes.c_uint32 * count).from_address(self._list_addr))
 
     def _clear_marks(self, pages: Sequence[int]) -> None:
-        if self._bytemap is None:
+        bm = self._bm
+        if bm is None:
             return
-        if pages:
-            bm = self._ptr(self._bytemap)
-            if len(pages) > _MEMSET_THRESHOLD:
-                ctypes.memset(bm, 0, self._im.bytemap_pages)  # constant size: max heap / 4 KiB
-            else:
-                view = (ctypes.c_ubyte * self._im.bytemap_pages).from_address(bm)
-                for page in pages:
-                    view[page] = 0
+        if len(pages) > _MEMSET_THRESHOLD:
+            ctypes.memset(bm, 0, self._im.bytemap_pages)  # constant size: max heap / 4 KiB
+        else:
+            for page in pages:
+                bm[page] = 0
         self._set_global(self._dirty_addr, _KIND_I32, 0)
 
-    def _committed_list(self) -> array.array[int]:
-        count = self._dirty_count()
+    def _committed_list(self, count: int) -> array.array[int]:
         out: array.array[int] = array.array("I")
-        if count and self._bytemap is not None:
-            bm = self._ptr(self._bytemap)
-            out.frombytes(ctypes.string_at(bm + self._im.list_offset, 4 * count))
+        if count and self._bm is not None:
+            out.frombytes(ctypes.string_at(self._list_addr, 4 * count))
         return out
 
     def begin(self) -> None:
         """Start a transaction (changes made outside one are committed first)."""
-        if self._dirty_count():
-            stale = self._committed_list()
+        count = self._dirty_count()
+        if count:
+            stale = self._committed_list(count)
             self._committed.append(stale)
             self._clear_marks(stale)
         self._in_tx = True
@@ -420,8 +429,9 @@ class WasmtimeInstance:
 
     def commit(self) -> None:
         """Keep the changes: O(pages written), the page list is kept for checkpoints."""
-        if self._dirty_count():
-            pages = self._committed_list()
+        count = self._dirty_count()
+        if count:
+            pages = self._committed_list(count)
             self._committed.append(pages)
             self._clear_marks(pages)
         if self.size() != self._size_before:
@@ -435,7 +445,7 @@ class WasmtimeInstance:
         pages = self._dirty_list()
         if pages and self._journal is not None and self._mem is not None:
             heap = self._heap()
-            jr = self._ptr(self._journal)
+            jr = self._journal_ptr()
             size = self.size()
             for i, page in enumerate(pages):
                 if (page + 1) * PAGE_SIZE <= size:
