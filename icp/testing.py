@@ -544,6 +544,9 @@ class PocketIC:
     when Candid, else lists of ints; rejects raise ``RejectError`` (a ``ValueError``),
     requests refused outright ``ServerError`` (a ``ConnectionError``), as pocket-ic.
 
+    Creating a canister with an id in the hidden NNS's range makes the NNS visible, as
+    pocket-ic creates the NNS subnet for such an id.
+
     Differences from ``pocket-ic``: creating a canister with an id outside every
     subnet's ranges is refused (pocket-ic adds a subnet); subnets keep our canister
     ranges (NNS: ids 0..2**20-1, others 2**20 ids from the dfx range), not mainnet's.
@@ -584,11 +587,12 @@ class PocketIC:
             authenticate_senders=False,
             **kwargs,
         )
-        if ic_dir is not None and not (ic_dir / TOPOLOGY_FILE).exists():
-            ic_dir.mkdir(parents=True, exist_ok=True)
-            tmp = ic_dir / f"{TOPOLOGY_FILE}.tmp"
-            tmp.write_text(layout.to_json([s.subnet_id for s in self.ic.subnets]))
-            tmp.replace(ic_dir / TOPOLOGY_FILE)
+        self._layout = layout
+        self._layout_file = (
+            ic_dir / TOPOLOGY_FILE if ic_dir is not None and not config.from_state else None
+        )
+        if self._layout_file is not None and not self._layout_file.exists():
+            self._save_layout()
         self.icpy = _has_icpy() if icpy is None else icpy
         self._kinds: dict[bytes, SubnetKind] = {
             subnet.subnet_id.raw: kind
@@ -611,6 +615,33 @@ class PocketIC:
         self.instance_id = self.server.new_instance()
         self._closed = False
         self.ic.tick()
+
+    def _save_layout(self) -> None:
+        """Write ``topology.json`` atomically (the subnets a restart rebuilds)."""
+        if self._layout_file is None:
+            return
+        self._layout_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._layout_file.with_name(f"{TOPOLOGY_FILE}.tmp")
+        tmp.write_text(self._layout.to_json([s.subnet_id for s in self.ic.subnets]))
+        tmp.replace(self._layout_file)
+
+    def _reveal_nns(self, canister_id: Principal) -> None:
+        """Make the hidden NNS subnet part of the topology if it hosts ``canister_id``.
+
+        pocket-ic creates a subnet when a canister is created with an id no subnet
+        hosts; for an id in the NNS range that subnet is the NNS, which runs here anyway.
+        """
+        try:
+            subnet = self.ic.subnet_of(canister_id)
+        except ICError:
+            return
+        if subnet.kind is not ICSubnetKind.NNS or subnet.subnet_id.raw in self._kinds:
+            return
+        self._kinds[subnet.subnet_id.raw] = SubnetKind.NNS
+        self.topology[self._out(subnet.subnet_id)] = SubnetKind.NNS
+        index = self.ic.subnets.index(subnet)
+        self._layout = attrs.evolve(self._layout, hidden=self._layout.hidden - {index})
+        self._save_layout()
 
     def close(self) -> None:
         """Release the instance (its state stays in its state directory, if any)."""
@@ -897,6 +928,7 @@ class PocketIC:
             ],
         )
         if canister_id is not None:
+            self._reveal_nns(_principal(canister_id))
             effective: Any = {"CanisterId": _principal(canister_id)}
         elif subnet is not None:
             effective = {"SubnetId": _principal(subnet)}

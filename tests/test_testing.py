@@ -127,8 +127,8 @@ def test_time_control_and_root_key() -> None:
     Certificate.from_cbor(cert).verify(pic.get_root_key(), pic.ic.subnet(app).ranges[0].start)
 
 
-def test_nns_is_hidden_unless_configured() -> None:
-    pic = PocketIC()
+def test_nns_is_hidden_unless_configured(tmp_path: Path) -> None:
+    pic = PocketIC(state_dir=tmp_path)
     assert list(pic.topology().values()) == [SubnetKind.APPLICATION]
     assert pic.get_root_key() is None  # as pocket-ic without an NNS subnet
     # the NNS still runs (its key certifies everything), but its ids belong to no subnet
@@ -138,8 +138,16 @@ def test_nns_is_hidden_unless_configured() -> None:
         pic.query_call(nns_canister, "foo", b"")
     assert isinstance(refused.value, ServerError) and refused.value.status_code == 400
     assert pic.get_subnet(nns_canister) is None
-    with pytest.raises(ServerError, match="does not belong to any subnet"):
-        pic.create_canister(canister_id=nns_canister)
+    # ... until a canister is created with an id in its range: pocket-ic then creates
+    # the NNS subnet; here it becomes visible, for good
+    assert pic.create_canister(canister_id=nns_canister) == nns_canister
+    assert pic.get_subnet(nns_canister) == pic.ic.nns.subnet_id
+    assert pic.topology()[pic.get_subnet(nns_canister)] is SubnetKind.NNS
+    assert pic.get_root_key() == pic.ic.root_key
+    del pic
+    again = PocketIC(SubnetConfig(state_dir=tmp_path))
+    assert sorted(again.topology().values()) == [SubnetKind.APPLICATION, SubnetKind.NNS]
+    assert again.check_canister_exists(nns_canister)
 
 
 def test_senders_controllers_and_subnets(counter_wasm: bytes) -> None:
