@@ -424,7 +424,8 @@ def _plan(
         layout = _Layout.load(root)
         visible: set[int] = set()
         for kind, path in config.from_state:
-            index = int(path.name.removeprefix("subnet-")) if path.name[7:].isdigit() else -1
+            number = path.name.removeprefix("subnet-")
+            index = int(number) if path.name.startswith("subnet-") and number.isdigit() else -1
             if not 0 <= index < len(layout.kinds) or layout.kinds[index] is not kind:
                 raise ValueError(f"{path} is not a {kind.value} subnet of the instance in {root}")
             visible.add(index)
