@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from icp.crypto.hashing import EncodingError, cbor_decode
 from icp.ic import CallResult, ICError
 from icp.principal import Principal
+from icp.state.ingress_history import IngressStatus
 from icp.state.replicated_state import NetworkTopology
 
 PROVISIONAL_METHODS = frozenset({"provisional_create_canister_with_cycles"})
@@ -36,6 +37,12 @@ class Backend(Protocol):
 
     def submit_call(self, body: bytes, effective_canister_id: Principal) -> bytes:
         """Accept a ``call`` envelope into the ingress pool; return its request id."""
+        ...
+
+    def request_status(
+        self, request_id: bytes, effective_canister_id: Principal
+    ) -> IngressStatus | None:
+        """Return a request's status in the latest certified state (None: unknown)."""
         ...
 
     def wait_for(

@@ -7,14 +7,25 @@ path.  If the canister answers ``upgrade = opt true`` the gateway makes the same
 request an update call to ``http_request_update`` and waits for its certified
 reply.  A ``streaming_strategy`` callback is followed (a query per chunk, the token
 re-encoded at the type the canister itself declared on the wire) until the token is
-null.  The canister's headers, including ``IC-Certificate`` for certified assets, are
-passed through to the browser; URL paths are handed to the canister unchanged (the
-gateway never touches files, so ``..`` means nothing to it).
+null.  URL paths are handed to the canister unchanged (the gateway never touches
+files, so ``..`` means nothing to it).
+
+A query answer comes from one replica, so before anything reaches the browser the
+gateway verifies its certification (``icp.http.certification``: the ``IC-Certificate``
+header, v1 or v2, against the IC root key): a response that fails verification or
+carries no certification becomes a 503 with the reason, never the canister's content.
+As in ``ic-http-gateway``: answers of upgraded (update) calls are certified by
+consensus and not verified again; the raw domain ``<id>.raw.localhost`` skips
+verification (the way to reach a canister that does not certify its responses).
 
 Spec: HTTP Gateway Protocol specification (dfinity/interface-spec
 ``spec/http-gateways.md``: canister id from the host or ``canisterId``, the
 ``HttpRequest``/``HttpResponse`` Candid types, upgrade to update calls, streaming).
-Difference: response verification (``IC-Certificate`` checks) is left to the client.
+dfinity/http-gateway ``ic-http-gateway`` (verification skipped only for raw domains
+and upgraded calls; v1 refuses redirects and drops ``Cache-Control``); ic-gateway
+answers a failed verification with 503.
+Difference: streamed bodies are verified too (assembled first, as the spec's v1 rules
+say); ``ic-http-gateway`` passes streamed responses on unverified.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from icp.candid import (
 )
 from icp.candid.types import FuncRef
 from icp.crypto.hashing import cbor_decode, cbor_encode
+from icp.http import certification
 from icp.ic import ICError
 from icp.principal import Principal
 
@@ -90,6 +102,15 @@ class GatewayError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def is_raw(host: str) -> bool:
+    """Return whether ``host`` is a raw domain (``<id>.raw.localhost``): no verification.
+
+    Spec: HTTP gateway spec §"Canister ID Resolution" (raw hostnames).
+    """
+    labels = host.split(":")[0].lower().split(".")
+    return "raw" in labels[1:-1]
 
 
 def canister_of(host: str, query: Mapping[str, str]) -> Principal | None:
@@ -231,15 +252,24 @@ class Gateway:
             raise GatewayError(502, f"canister {canister}: {result.reject_message}")
         return result.reply
 
-    async def handle(self, request: web.Request, canister: Principal) -> web.Response:
-        """Answer one browser request from ``canister``."""
+    async def handle(
+        self, request: web.Request, canister: Principal, *, verify: bool = True
+    ) -> web.Response:
+        """Answer one browser request from ``canister``.
+
+        With ``verify`` (every domain but the raw one) a query answer is passed on only
+        if its certification verifies; otherwise the answer is a 503.
+        """
         body = await request.read()
         headers = [(k, v) for k, v in request.headers.items()]
-        arg = http_request_arg(request.method, request.rel_url.raw_path_qs, headers, body)
+        url = request.rel_url.raw_path_qs
+        arg = http_request_arg(request.method, url, headers, body)
+        upgraded = False
         try:
             reply = self.query(canister, "http_request", arg)
             response = decode(reply, [HttpResponse])[0]
             if response.get("upgrade") is True:
+                upgraded = True
                 reply = await self.update(canister, "http_request_update", arg)
                 response = decode(reply, [HttpResponse])[0]
             content = bytes(response["body"])
@@ -262,8 +292,24 @@ class Gateway:
                 content = b"".join(chunks)
         except CandidError as exc:
             raise GatewayError(502, f"canister {canister} sent a bad HttpResponse: {exc}") from None
-        out = web.Response(status=int(response["status_code"]), body=content)
-        for name, value in response["headers"]:
+        status = int(response["status_code"])
+        passed: tuple[tuple[str, str], ...] = tuple((k, v) for k, v in response["headers"])
+        if verify and not upgraded:
+            try:
+                verified = certification.verify_response(
+                    certification.Request(request.method, url, tuple(headers), body),
+                    certification.Response(status, passed, content),
+                    canister,
+                    self.frontend.backend.root_key,
+                    self.frontend.clock(),
+                )
+            except certification.VerificationError as exc:
+                raise GatewayError(
+                    503, f"response verification failed for canister {canister}: {exc.reason}"
+                ) from None
+            passed = verified.headers
+        out = web.Response(status=status, body=content)
+        for name, value in passed:
             if name.lower() not in HOP_BY_HOP:
                 out.headers.add(name, value)
         return out
@@ -287,11 +333,19 @@ def add_routes(app: web.Application, frontend: HttpFrontend) -> None:
                     "no canister named: use http://<canister-id>.localhost:<port>/ or "
                     "?canisterId=<canister-id>",
                 )
-            return await gateway.handle(request, canister)
+            return await gateway.handle(request, canister, verify=not is_raw(request.host))
         except GatewayError as exc:
             return web.Response(status=exc.status, text=exc.message + "\n")
 
     app.router.add_route("*", "/{tail:.*}", serve)
 
 
-__all__ = ["Gateway", "GatewayError", "HttpRequest", "HttpResponse", "add_routes", "canister_of"]
+__all__ = [
+    "Gateway",
+    "GatewayError",
+    "HttpRequest",
+    "HttpResponse",
+    "add_routes",
+    "canister_of",
+    "is_raw",
+]

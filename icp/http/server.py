@@ -54,6 +54,11 @@ SYNC_CALL_TIMEOUT: Final = 10.0
 """Seconds ``/api/v3/.../call`` waits for a certified answer before answering 202."""
 CLOCK_STEP: Final = 50_000_000
 """Largest slice of virtual time (ns) run before yielding to pending requests."""
+LISTEN_BACKLOG: Final = 1024
+"""Pending connections the listening socket queues (aiohttp's default of 128 drops the
+SYNs of larger bursts of clients, which then wait out TCP's 1-3-7 s retransmissions)."""
+TERMINAL_STATUSES: Final = frozenset({"replied", "rejected", "done"})
+"""Request statuses a synchronous call answers with a certificate.  Spec: §1.8."""
 
 CANISTER_LEVEL_REJECTS: Final = frozenset({3, 4, 5})
 """Reject codes of refusals by the destination (DESTINATION_INVALID, CANISTER_*)."""
@@ -145,6 +150,10 @@ class Metrics:
     )
     requests: int = 0
     errors: int = 0
+    backend_seconds: float = 0.0
+    """Wall time spent inside the IC answering requests (query, submit, certificates)."""
+    clock_seconds: float = 0.0
+    """Wall time spent running the IC's consensus to keep up with the wall clock."""
 
     def ingress_rate(self, now: float, window: float = 10.0) -> float:
         """Return accepted ingress messages per second over the last ``window`` seconds."""
@@ -187,7 +196,11 @@ class HttpFrontend:
         ecid = resolve_effective_canister_id(
             self.backend.topology, parse_principal(ecid_text), body
         )
-        rid = self.backend.submit_call(body, ecid)
+        start = _time.perf_counter()
+        try:
+            rid = self.backend.submit_call(body, ecid)
+        finally:
+            self.metrics.backend_seconds += _time.perf_counter() - start
         self.metrics.ingress_times.append(_time.monotonic())
         return rid, ecid
 
@@ -224,11 +237,21 @@ class HttpFrontend:
             return HttpReply(202)
 
     def _outcome(self, rid: bytes, ecid: Principal) -> HttpReply | None:
-        """Return the v3 answer if the request's status is certified terminal, else None."""
+        """Return the v3 answer if the request's status is certified terminal, else None.
+
+        The certified status is looked up first (cheap); only a terminal one pays for a
+        certificate.
+        """
+        start = _time.perf_counter()
         try:
+            status = self.backend.request_status(rid, ecid)
+            if status is None or status.status.value not in TERMINAL_STATUSES:
+                return None
             return certified_reply(self.backend.wait_for(rid, ecid, timeout=0))
         except ICError as exc:
             return None if exc.http_status == 408 else error_reply(exc)
+        finally:
+            self.metrics.backend_seconds += _time.perf_counter() - start
 
     def wake_waiters(self) -> None:
         """Answer the synchronous calls whose outcome is now certified."""
@@ -247,7 +270,11 @@ class HttpFrontend:
             ecid = resolve_effective_canister_id(
                 self.backend.topology, parse_principal(ecid_text), body
             )
-            return HttpReply(200, self.backend.query(body, ecid), CBOR)
+            start = _time.perf_counter()
+            try:
+                return HttpReply(200, self.backend.query(body, ecid), CBOR)
+            finally:
+                self.metrics.backend_seconds += _time.perf_counter() - start
         except ICError as exc:
             return error_reply(exc)
 
@@ -383,7 +410,9 @@ class HttpFrontend:
         while True:
             target = self.clock()
             if ic.now < target:
+                start = _time.perf_counter()
                 ic.run_until(min(target, ic.now + CLOCK_STEP))
+                self.metrics.clock_seconds += _time.perf_counter() - start
                 if self._waiters:
                     now = tuple(s.serving_replica().state.certified_height for s in ic.subnets)
                     if now != heights:
@@ -416,7 +445,7 @@ async def serve(
     runner = web.AppRunner(frontend.application(), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
         await site.start()
         server: Any = site._server
         sockets = server.sockets if server is not None else ()
@@ -456,7 +485,7 @@ class BackgroundServer:
 
         async def start() -> None:
             await self.runner.setup()
-            site = web.TCPSite(self.runner, host, port)
+            site = web.TCPSite(self.runner, host, port, backlog=LISTEN_BACKLOG)
             await site.start()
             server: Any = site._server
             self.port = int(server.sockets[0].getsockname()[1])

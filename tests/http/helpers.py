@@ -34,7 +34,7 @@ class ServerThread:
         async def run() -> None:
             self.runner = web.AppRunner(self.frontend.application(), access_log=None)
             await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            site = web.TCPSite(self.runner, "127.0.0.1", 0, backlog=1024)
             await site.start()
             server: Any = site._server
             self.port = int(server.sockets[0].getsockname()[1])
