@@ -46,6 +46,7 @@ from icp.execution.management import (
     InstallCodeArgs,
     ProvisionalCreateArgs,
     TopUpArgs,
+    UpdateSettingsArgs,
 )
 from icp.execution.system_api import Reject
 from icp.ic import ICError, InternetComputer, Subnet
@@ -1019,6 +1020,28 @@ class PocketIC:
         """Return the decoded ``canister_status`` record."""
         reply = self._management("canister_status", canister_id)
         return dict(decode(reply, [CanisterStatusResult])[0])
+
+    def update_canister_settings(self, canister_id: Any, settings: Any) -> None:
+        """Change the canister's settings (``update_settings``, as a controller).
+
+        ``settings``: ic-py's opt convention or plain values, as in ``create_canister``.
+        """
+        cid = _principal(canister_id)
+        arg = encode(
+            [UpdateSettingsArgs],
+            [{"canister_id": cid, "settings": _settings(settings) or {}}],
+        )
+        self._update(None, {"CanisterId": cid}, "update_settings", arg)
+
+    def set_controllers(self, canister_id: Any, new_controllers: Sequence[Any]) -> None:
+        """Replace the canister's controllers (as one of its controllers)."""
+        controllers = [_principal(c) for c in new_controllers]
+        self.update_canister_settings(canister_id, {"controllers": [controllers]})
+
+    def get_controllers(self, canister_id: Any) -> list[Any]:
+        """Return the canister's controllers (read from the certified state, by anyone)."""
+        settings = self._canister(canister_id).settings
+        return [self._out(Principal(raw)) for raw in settings.controllers]
 
     def add_cycles(self, canister_id: Any, amount: int) -> int:
         """Top up the canister by ``amount`` cycles; return its new balance."""

@@ -187,6 +187,15 @@ def test_settings_in_icpy_and_plain_conventions() -> None:
     assert set(pic.canister_status(a)["settings"]["controllers"]) == {alice, bob}
     status = pic.canister_status(b)["settings"]
     assert status["controllers"] == [alice] and status["freezing_threshold"] == 1234
+    # the Rust PocketIC's settings helpers
+    pic.update_canister_settings(b, {"freezing_threshold": [99]})
+    assert pic.canister_status(b)["settings"]["freezing_threshold"] == 99
+    pic.set_controllers(b, [bob])
+    pic.set_anonymous_sender()
+    assert pic.get_controllers(b) == [bob]  # read from the state: needs no controller
+    pic.set_sender(alice)
+    with pytest.raises(RejectError, match=r"CanisterInvalidController \(IC0512\)"):
+        pic.set_controllers(b, [alice])
 
 
 def test_without_icpy(counter_wasm: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
