@@ -18,8 +18,11 @@ the Motoko counter and caller test canisters on wasmtime.
   ``inc`` executions directly on one canister with ``execute_message`` (4 replicas
   execute each call, so the floor is 4x that).
 * query calls/s through ``InternetComputer.query`` (envelope parsing, signature check,
-  execution, node signature) against bare ``execute_query`` on the same canister
-  (goal >= 10,000/s).
+  execution or the replica's query cache, node signature per response) against bare
+  ``execute_query`` on the same canister (goal >= 10,000/s): with the query cache on
+  and off, anonymous and Ed25519-signed, one body sent again and again (as an agent
+  re-sending an identical query does: parse and signature check are memoised per
+  process) and a fresh body per query (a new nonce: parsed and verified every time).
 * cross-subnet round trips/s: a burst of ``call_inc`` on a caller on subnet A that
   calls the counter on subnet B.
 """
@@ -41,6 +44,7 @@ from icp.consensus.crypto import RealCrypto
 from icp.crypto.user_sig import Ed25519Identity, principal_of
 from icp.execution.executor import IngressMessage, execute_message, execute_query
 from icp.ic import InternetComputer, SubnetConfig, SubnetKind
+from icp.principal import Principal
 from icp.replica import Replica
 from icp.testing import call_content, envelope
 from tests.ic.helpers import CANISTERS, create_canister, install
@@ -192,18 +196,47 @@ def bench_updates_and_queries(calls: int, queries: int) -> None:
           f"(goal 1,000/s: ratio {calls / elapsed / 1000:.2f}); direct execution "
           f"{calls / reference:.0f}/s on one replica; ratio IC / (direct / 4 replicas) = "
           f"{(calls / elapsed) / (calls / reference / 4):.2f}")  # fmt: skip
-    me = principal_of(ALICE)
-    body = envelope(
-        call_content("query", me, counter, "get", NO_ARGS, ic.time() + 120 * 10**9), ALICE
-    )
-    elapsed = cpu(lambda: [ic.query(body, counter) for _ in range(queries)])
+    bench_queries(ic, app, counter, env, queries)
+
+
+def bench_queries(ic: InternetComputer, app: Any, counter: Any, env: Any, queries: int) -> None:
+    """Print query rates: cached and uncached, anonymous and signed, reused or fresh bodies."""
+    me, anon = principal_of(ALICE), Principal.anonymous()
+    expiry = ic.time() + 120 * 10**9
+
+    def body(sender: Any, identity: Any, nonce: int | None = None) -> bytes:
+        content = call_content("query", sender, counter, "get", NO_ARGS, expiry)
+        if nonce is not None:
+            content["nonce"] = nonce.to_bytes(8, "big")
+        return envelope(content, identity)
+
+    def rate(bodies: list[bytes]) -> float:
+        return len(bodies) / cpu(lambda: [ic.query(b, counter) for b in bodies])
+
     state = app.serving_replica().certified()[0].canister(counter)
     assert state is not None
-    reference = cpu(lambda: [execute_query(state, me.raw, "get", NO_ARGS, ic.time(), env)
-                             for _ in range(queries)])  # fmt: skip
-    print(f"query calls: {queries / elapsed:.0f}/s (goal 10,000/s: ratio "
-          f"{queries / elapsed / 10000:.2f}); bare execute_query {queries / reference:.0f}/s; "
-          f"ratio {reference / elapsed:.2f}")  # fmt: skip
+    reference = queries / cpu(
+        lambda: [
+            execute_query(state, me.raw, "get", NO_ARGS, ic.time(), env) for _ in range(queries)
+        ]
+    )
+    signed, anonymous = body(me, ALICE), body(anon, None)
+    fresh_signed = [body(me, ALICE, i) for i in range(queries)]  # client work, not timed
+    fresh_anonymous = [body(anon, None, i) for i in range(queries)]
+    rows: list[tuple[str, float]] = []
+    for caching in (True, False):
+        ic.query_caching = caching
+        label = "cached" if caching else "uncached (query cache off)"
+        rows.append((f"{label}, signed, one body reused", rate([signed] * queries)))
+        rows.append((f"{label}, anonymous, one body reused", rate([anonymous] * queries)))
+        rows.append((f"{label}, signed, fresh body per query", rate(fresh_signed)))
+        rows.append((f"{label}, anonymous, fresh body per query", rate(fresh_anonymous)))
+    ic.query_caching = True
+    print(f"query calls through InternetComputer.query (goal 10,000/s); bare execute_query "
+          f"{reference:.0f}/s:")  # fmt: skip
+    for label, value in rows:
+        print(f"  {label:45s} {value:7.0f}/s  goal ratio {value / 10000:.2f}, "
+              f"vs bare execute_query {value / reference:.2f}")  # fmt: skip
 
 
 def bench_xnet(calls: int) -> None:

@@ -671,6 +671,7 @@ class InternetComputer:
     def _ingress_filter(self, subnet: Subnet, message: SignedIngress) -> None:
         """Refuse calls to missing canisters or ones whose inspect_message rejects them.
 
+        ``canister_inspect_message`` runs on a latest certified state, as queries do.
         Spec: interface spec §"Message inspection" (the replica runs
         ``canister_inspect_message`` before accepting an ingress message); §1.7.
         """
@@ -681,6 +682,12 @@ class InternetComputer:
             return
         state, _ = replica.certified()
         canister = state.canister(message.canister_id)
+        runtime = None if canister is None else canister.runtime
+        if runtime is not None and runtime.has_system_method("canister_inspect_message"):
+            # it runs on certified state like a query (see ``query_replica``)
+            replica = self.query_replica(replica, message.canister_id, message.method_name)
+            state, _ = replica.certified()
+            canister = state.canister(message.canister_id)
         error = (
             CanisterError.of(
                 ErrorCode.CANISTER_NOT_FOUND, f"Canister {message.canister_id} not found"

@@ -64,6 +64,7 @@ from icp.consensus.crypto import ConsensusCrypto
 from icp.consensus.dkg import DkgBackend, to_threshold_public_key
 from icp.consensus.genesis import SubnetSetup, make_replica
 from icp.consensus.replica import Batch, ConsensusReplica
+from icp.crypto import bls
 from icp.crypto.hashing import hash_of_map
 from icp.messaging.ingress import (
     EnvelopeCache,
@@ -521,12 +522,23 @@ class Replica:
     def _own_share(self, height: Height) -> Any:
         return self.consensus.ctx.keys.share_for(self._high_transcript(height))
 
+    def _verify_certification(self, certification: Certification) -> bool:
+        """Verify a certification through the crypto façade (cached per process).
+
+        Spec: protocol digest §3.3 (a certification verifies under the subnet key).
+        """
+        try:
+            key = bls.public_key_from_der(self.public_key_der)
+            return self.crypto.verify_threshold(
+                key, certification.content.signing_bytes(), certification.signature
+            )
+        except ValueError:  # a malformed key or signature
+            return False
+
     def _on_certification(self, certification: Certification) -> None:
         if not self._needs_certification(certification.height):
             return
-        try:
-            verify_certification(certification, self.public_key_der)
-        except CertificationError:
+        if not self._verify_certification(certification):
             return
         if certification.height > self.state.latest_height:
             # not executed yet (we lag behind): keep it for when we get there
@@ -539,7 +551,7 @@ class Replica:
 
     def _accept(self, certification: Certification) -> bool:
         try:
-            self.state.add_certification(certification)
+            self.state.add_certification(certification, verify=self._verify_certification)
         except CertificationError:
             return False
         self.certifier.forget_up_to(certification.height)

@@ -78,20 +78,25 @@ class RoutingTable:
     entries: tuple[tuple[CanisterIdRange, Principal], ...] = attrs.field(
         converter=_sorted_entries, factory=tuple
     )
-    _starts: tuple[Principal, ...] = attrs.field(init=False, repr=False, eq=False)
+    _starts: tuple[bytes, ...] = attrs.field(init=False, repr=False, eq=False)
+    """Raw start ids of the ranges (principals order as their raw bytes)."""
+    _ends: tuple[bytes, ...] = attrs.field(init=False, repr=False, eq=False)
 
     @_starts.default
-    def _starts_default(self) -> tuple[Principal, ...]:
+    def _starts_default(self) -> tuple[bytes, ...]:
         _check_disjoint(self.entries)
-        return tuple(r.start for r, _ in self.entries)
+        return tuple(r.start.raw for r, _ in self.entries)
+
+    @_ends.default
+    def _ends_default(self) -> tuple[bytes, ...]:
+        return tuple(r.end.raw for r, _ in self.entries)
 
     def route(self, canister_id: Principal) -> Principal | None:
         """Return the subnet id hosting ``canister_id``, or ``None`` if no range holds it."""
-        i = bisect.bisect_right(self._starts, canister_id) - 1
-        if i >= 0:
-            canister_range, subnet = self.entries[i]
-            if canister_range.contains(canister_id):
-                return subnet
+        raw = canister_id.raw
+        i = bisect.bisect_right(self._starts, raw) - 1
+        if i >= 0 and raw <= self._ends[i]:
+            return self.entries[i][1]
         return None
 
     def ranges_of(self, subnet_id: Principal) -> tuple[CanisterIdRange, ...]:

@@ -20,6 +20,7 @@ delegation); interface spec §"Certification", §"Delegation", §"Request: Read 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
@@ -27,7 +28,7 @@ import attrs
 
 from icp.crypto import bls, threshold
 from icp.crypto.certificate import Certificate, Delegation, certification_message
-from icp.crypto.errors import ThresholdError
+from icp.crypto.errors import CertificateError, ThresholdError
 from icp.crypto.hashtree import HashTree, Path
 from icp.principal import Principal
 from icp.state.replicated_state import ReplicatedState, StateError
@@ -191,7 +192,24 @@ def certificate_for(
     elif tree.digest() != certification.content.root_hash:
         raise CertificationError("the given tree is not the certified one")
     pruned = witness(tree, [["time"], *paths])
+    if delegation is None or _is_plain_delegation(delegation):
+        # ``Certificate.create``'s checks, with the delegation's checked once per process
+        if len(certification.signature) != bls.SIGNATURE_SIZE:
+            raise CertificateError("a certificate signature is 48 bytes")
+        return Certificate(pruned, certification.signature, delegation).to_cbor()
     return Certificate.create(pruned, certification.signature, delegation).to_cbor()
+
+
+@functools.lru_cache(maxsize=64)
+def _is_plain_delegation(delegation: Delegation) -> bool:
+    """Return whether a delegation's certificate parses and carries no delegation itself.
+
+    Spec: interface spec §"Delegation" (a delegation certificate has no delegation).
+    """
+    try:
+        return Certificate.from_cbor(delegation.certificate).delegation is None
+    except CertificateError:
+        return False
 
 
 def make_delegation(

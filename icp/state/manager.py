@@ -21,7 +21,7 @@ computes the certified root hash and hands it to certification; checkpoints at
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -139,17 +139,28 @@ class StateManager:
 
     # ------------------------------------------------------------------ certifying
 
-    def add_certification(self, certification: Certification) -> None:
+    def add_certification(
+        self,
+        certification: Certification,
+        *,
+        verify: Callable[[Certification], bool] | None = None,
+    ) -> None:
         """Accept the subnet's certification of a held height after verifying it.
 
-        Raises ``CertificationError`` if it does not verify under the subnet's key or
-        certifies another root hash than this replica computed (a divergence).
+        ``verify`` checks the group signature (e.g. through a replica's crypto façade,
+        whose cache verifies each distinct signature once per process); by default it
+        is verified here under the state's subnet key.  Raises ``CertificationError``
+        if it does not verify or certifies another root hash than this replica
+        computed (a divergence).
         Spec: protocol digest §3.3.
         """
         entry = self._entries.get(certification.height)
         if entry is None:
             raise CertificationError(f"no state of height {certification.height} is held")
-        verify_certification(certification, entry.state.own_subnet.public_key_der)
+        if verify is None:
+            verify_certification(certification, entry.state.own_subnet.public_key_der)
+        elif not verify(certification):
+            raise CertificationError(f"invalid certification at height {certification.height}")
         if certification.content.root_hash != entry.tree.digest():
             raise CertificationError(
                 f"the subnet certified another state at height {certification.height} "

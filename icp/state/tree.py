@@ -32,6 +32,7 @@ Spec: interface spec §"The system state tree", §"Canister ranges", §"Certific
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -109,10 +110,17 @@ def canister_subtree(canister: CanisterState) -> HashTree:
 def request_status_subtree(status: IngressStatus) -> HashTree:
     """Return the subtree under ``/request_status/<request_id>``.
 
+    The subtree is a pure function of the status fields it reveals, so it is built
+    once per distinct content in a process (every replica records the same statuses;
+    every ``received`` status with the same fields has the same subtree).
     Spec: interface spec §"Request status" (``shared/spec/interface.md`` §1.8).
     """
-    fields: dict[bytes | str, hashtree.Value] = {k: v for k, v in status.tree_fields().items()}
-    return hashtree.build(fields)
+    return _fields_subtree(tuple(status.tree_fields().items()))
+
+
+@functools.lru_cache(maxsize=8192)
+def _fields_subtree(fields: tuple[tuple[str, bytes | int | str], ...]) -> HashTree:
+    return hashtree.build(dict(fields))
 
 
 def stream_index_label(index: int) -> bytes:

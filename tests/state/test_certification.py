@@ -136,6 +136,19 @@ def test_certificate_with_delegation_verifies_under_the_root_key(
         cert.verify(w.app_key.to_der(), cid)  # the app key is not the root key
 
 
+def test_a_delegation_that_carries_a_delegation_is_refused_every_time(
+    app_state: ReplicatedState, app_cert: Certification, delegation: Delegation
+) -> None:
+    outer = Certificate.from_cbor(certificate_for(app_state, app_cert, [], delegation))
+    nested = Delegation(delegation.subnet_id, outer.to_cbor())  # its certificate delegates
+    for _ in range(2):  # the check is memoised per delegation, never skipped
+        with pytest.raises(CertificateError, match="must not carry a delegation"):
+            certificate_for(app_state, app_cert, [], nested)
+    garbage = Delegation(delegation.subnet_id, b"\x00")
+    with pytest.raises(CertificateError):
+        certificate_for(app_state, app_cert, [], garbage)
+
+
 def test_certificate_refuses_a_certification_of_another_state(
     app_state: ReplicatedState, app_cert: Certification
 ) -> None:

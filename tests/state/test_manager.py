@@ -74,6 +74,18 @@ def test_commit_certify_serve_checkpoint_restore(tmp_path: Path) -> None:
     )
     with pytest.raises(CertificationError):
         manager.add_certification(forged)
+    checked: list[Height] = []
+
+    def refuse(c: Certification) -> bool:  # an injected verifier (a replica's crypto façade)
+        checked.append(c.height)
+        return False
+
+    good = certification(w, 9, manager.root_hash(Height(9)) or b"")
+    with pytest.raises(CertificationError, match="invalid"):
+        manager.add_certification(good, verify=refuse)
+    assert checked == [9] and manager.certified_height != 9
+    with pytest.raises(CertificationError, match="another state"):  # the root still counts
+        manager.add_certification(certification(w, 9, b"\x00" * 32), verify=lambda _: True)
     with pytest.raises(StateError):
         manager.commit(state)  # the same height again
 
