@@ -649,6 +649,8 @@ class PocketIC:
         """Release the instance (its state stays in its state directory, if any)."""
         if not getattr(self, "_closed", True):
             self._closed = True
+            if self.ic.state_dir is not None:
+                self._sync()  # a time set last is part of the state kept on disk
             self.ic.close()
             self.server.delete_instance(self.instance_id)
 
