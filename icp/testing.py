@@ -658,6 +658,12 @@ class PocketIC:
         """Release the instance at once (``del pic``)."""
         self.close()
 
+    def __enter__(self) -> PocketIC:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _out(self, principal: Principal) -> Any:
         """Return a principal as this instance hands them out (``ic.Principal`` with ic-py)."""
         if self.icpy:

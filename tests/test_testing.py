@@ -322,6 +322,10 @@ def test_del_releases_the_instance_at_once() -> None:
     assert all(not subnet.replicas for subnet in the_ic.subnets)
     other.close()
     assert server.list_instances() == ["Deleted", "Deleted"]
+    with PocketIC(server=server) as third:
+        assert server.list_instances()[2] == "Available"
+        assert third.check_canister_exists(third.create_canister())
+    assert server.list_instances() == ["Deleted"] * 3
 
 
 def test_set_stable_memory() -> None:
