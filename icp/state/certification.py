@@ -29,10 +29,11 @@ import attrs
 from icp.crypto import bls, threshold
 from icp.crypto.certificate import Certificate, Delegation, certification_message
 from icp.crypto.errors import CertificateError, ThresholdError
+from icp.crypto.hashing import cbor_encode
 from icp.crypto.hashtree import HashTree, Path
 from icp.principal import Principal
 from icp.state.replicated_state import ReplicatedState, StateError
-from icp.state.tree import StateTreeBuilder, metadata_sections, witness
+from icp.state.tree import StateTreeBuilder, metadata_sections, witness, witness_cbor_value
 from icp.types import Height, NodeIndex
 
 MAX_READ_STATE_PATHS: Final = 1000
@@ -191,12 +192,22 @@ def certificate_for(
         tree = _tree_for(state, certification, builder)
     elif tree.digest() != certification.content.root_hash:
         raise CertificationError("the given tree is not the certified one")
-    pruned = witness(tree, [["time"], *paths])
     if delegation is None or _is_plain_delegation(delegation):
-        # ``Certificate.create``'s checks, with the delegation's checked once per process
+        # ``Certificate.create``'s checks (the delegation's once per process) and
+        # ``Certificate.to_cbor``'s encoding, with the witness emitted as CBOR directly
         if len(certification.signature) != bls.SIGNATURE_SIZE:
             raise CertificateError("a certificate signature is 48 bytes")
-        return Certificate(pruned, certification.signature, delegation).to_cbor()
+        body: dict[str, object] = {
+            "tree": witness_cbor_value(tree, [["time"], *paths]),
+            "signature": certification.signature,
+        }
+        if delegation is not None:
+            body["delegation"] = {
+                "subnet_id": delegation.subnet_id,
+                "certificate": delegation.certificate,
+            }
+        return cbor_encode(body)
+    pruned = witness(tree, [["time"], *paths])
     return Certificate.create(pruned, certification.signature, delegation).to_cbor()
 
 

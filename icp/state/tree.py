@@ -410,3 +410,63 @@ def _reveal(
     if isinstance(tree, Labeled) and labels == [tree.label]:
         return Labeled(tree.label, _witness(tree.subtree, reveal[tree.label]))
     raise _Irregular
+
+
+def witness_cbor_value(tree: HashTree, paths: Iterable[Path]) -> list[object]:
+    """Return ``hashtree.to_cbor_value(witness(tree, paths))`` without building the witness.
+
+    A certificate only needs the witness's CBOR; emitting it directly skips creating
+    (and hashing) the pruned tree's nodes.
+    Spec: interface spec §"Certification" (pruned trees; CBOR encoding of hash trees).
+    """
+    normalized = [tuple(_label(label) for label in path) for path in paths]
+    return _witness_value(tree, normalized)
+
+
+def _opaque_value(tree: HashTree) -> list[object]:
+    if isinstance(tree, Empty):
+        return [0]
+    return [4, tree.hash if isinstance(tree, Pruned) else tree.digest()]
+
+
+def _witness_value(tree: HashTree, paths: list[tuple[bytes, ...]]) -> list[object]:
+    if any(len(p) == 0 for p in paths):
+        return hashtree.to_cbor_value(tree)
+    if not paths:
+        return _opaque_value(tree)
+    if isinstance(tree, Empty | Pruned | Leaf):
+        return hashtree.to_cbor_value(tree)
+    reveal: dict[bytes, list[tuple[bytes, ...]]] = {}
+    try:
+        for path in paths:
+            head, tail = path[0], path[1:]
+            found, pred, succ = _search(tree, head)
+            if found:
+                reveal.setdefault(head, []).append(tail)
+            else:
+                for neighbour in (pred, succ):
+                    if neighbour is not None:
+                        reveal.setdefault(neighbour, [])
+        return _reveal_value(tree, sorted(reveal), reveal)
+    except _Irregular:
+        return hashtree.to_cbor_value(hashtree.prune(tree, paths))
+
+
+def _reveal_value(
+    tree: HashTree, labels: list[bytes], reveal: dict[bytes, list[tuple[bytes, ...]]]
+) -> list[object]:
+    if not labels:
+        return _opaque_value(tree)
+    if isinstance(tree, Fork):
+        pivot = _edge_label(tree.right, last=False)
+        if pivot is None:
+            raise _Irregular
+        cut = bisect.bisect_left(labels, pivot)
+        return [
+            1,
+            _reveal_value(tree.left, labels[:cut], reveal),
+            _reveal_value(tree.right, labels[cut:], reveal),
+        ]
+    if isinstance(tree, Labeled) and labels == [tree.label]:
+        return [2, tree.label, _witness_value(tree.subtree, reveal[tree.label])]
+    raise _Irregular

@@ -7,6 +7,8 @@ import hashlib
 import attrs
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from icp.crypto import hashtree
 from icp.crypto.certificate import decode_canister_ranges
@@ -21,6 +23,7 @@ from icp.state.tree import (
     build_state_tree,
     stream_index_label,
     witness,
+    witness_cbor_value,
 )
 from icp.types import Height, Time
 from tests.state.builders import (
@@ -197,3 +200,39 @@ def test_witness_reveals_what_was_asked_and_keeps_the_root() -> None:
     more: list[list[bytes | str]] = [["request_status", other], ["subnet"], ["canister", b"zz"]]
     for path in [*paths, *more]:
         assert hashtree.lookup_path(pruned, path) == hashtree.lookup_path(reference, path)
+
+
+_LABELS = st.binary(min_size=0, max_size=3)
+_TREES = st.recursive(
+    st.binary(max_size=4),
+    lambda children: st.dictionaries(_LABELS, children, min_size=1, max_size=6),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    fields=st.dictionaries(_LABELS, _TREES, min_size=1, max_size=8),
+    paths=st.lists(st.lists(_LABELS, max_size=4), max_size=5),
+)
+def test_witness_cbor_value_is_the_witness_encoded(
+    fields: dict[bytes, object], paths: list[list[bytes]]
+) -> None:
+    tree = hashtree.build(fields)  # type: ignore[arg-type]
+    typed: list[list[bytes | str]] = [list(p) for p in paths]
+    assert witness_cbor_value(tree, typed) == hashtree.to_cbor_value(witness(tree, typed))
+
+
+def test_witness_cbor_value_of_a_state_tree() -> None:
+    w = world()
+    state = empty_state(w)
+    for step in range(8):
+        state = _evolve(state, step)
+    tree = build_state_tree(state)
+    paths: list[list[bytes | str]] = [
+        ["time"],
+        ["request_status", hashlib.sha256(b"3-1").digest()],
+        ["request_status", b"\x00" * 32, "status"],
+        ["subnet"],
+    ]
+    assert witness_cbor_value(tree, paths) == hashtree.to_cbor_value(witness(tree, paths))
