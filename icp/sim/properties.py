@@ -26,7 +26,6 @@ from collections.abc import Mapping
 
 import attrs
 
-from icp.consensus.artifacts import Notarization
 from icp.consensus.pool import PoolReader
 from icp.consensus.replica import Batch
 from icp.sim.simulator import Simulation
@@ -95,17 +94,14 @@ class PropertyMonitor:
                 )
 
     def _observe_notarized(self, node: int, reader: PoolReader) -> None:
-        root = reader.cup().content.block.block_hash()
+        # notarized = validated notarization or finalization (honest nodes finalize only
+        # notarized blocks), or the CUP block at the CUP height
         low = reader.cup_height()
-        below = {root}
-        for h in range(low, reader.notarized_height() + 1):
-            here = set()
-            for notarization in reader.validated_at(Notarization, h):
-                block = reader.block(notarization.content.block)
-                if block is None:
-                    continue
-                here.add(block.block_hash())
-                if h > low and block.parent not in below:
+        below = {block.block_hash() for block in reader.notarized_blocks_at(low)}
+        for h in range(low + 1, reader.notarized_height() + 1):
+            here = reader.notarized_blocks_at(h)
+            for block in here:
+                if block.parent not in below:
                     self.found.append(
                         Violation(
                             "notarized-parent",
@@ -113,7 +109,7 @@ class PropertyMonitor:
                             "has no notarized parent in its pool",
                         )
                     )
-            below = here | ({root} if h == low else set())
+            below = {block.block_hash() for block in here}
 
     def violations(self) -> list[Violation]:
         """Return every violation found, each once."""

@@ -282,6 +282,20 @@ def test_issue_6_lost_beacon_shares_at_the_finalized_height_are_resent() -> None
     check_run(4, ["crashed"], 0, steps)
 
 
+def test_issue_6_parent_notarized_only_by_its_finalization_is_no_violation() -> None:
+    """Found by the long sweep with the per-pool INV-1 check: node 3, isolated, caught
+    up from finalizations, so its pool proved height 11 notarized by a finalization
+    alone. Honest nodes finalization-share only notarized blocks, so that counts."""
+    steps = [
+        Step("run", millis=50),
+        Step("partition", groups=((0, 1, 2), (3,))),
+        Step("run", millis=298),
+        Step("run", millis=703),
+        Step("run", millis=459),
+    ]
+    check_run(4, [], 8432, steps)
+
+
 def test_issue_6_block_at_the_cup_height_outliving_its_parent_is_no_violation() -> None:
     """Found by the long sweep after the stalled re-send began at the CUP (7e183b5).
 

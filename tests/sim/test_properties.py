@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from icp.consensus.artifacts import Notarization
+from icp.consensus.artifacts import Finalization, Notarization
 from icp.sim.properties import PropertyMonitor
 from icp.types import Time
 
@@ -19,7 +19,7 @@ def test_an_honest_run_has_no_violations() -> None:
     assert monitor.finalized and monitor.beacons and monitor.batches
 
 
-def test_a_notarized_block_whose_parent_lost_its_notarization_is_reported() -> None:
+def test_a_notarized_block_whose_parent_lost_its_proofs_is_reported() -> None:
     sim = run(11)
     replica = sim.replicas[1]
     pool = replica.pool
@@ -27,9 +27,11 @@ def test_a_notarized_block_whose_parent_lost_its_notarization_is_reported() -> N
     low, top = reader.cup_height(), reader.notarized_height()
     assert top >= low + 2
     victim = top - 1  # above the CUP, below a notarized block
-    removed = [
-        pool.validated.remove(n.artifact_hash()) for n in reader.validated_at(Notarization, victim)
+    proofs = [
+        *reader.validated_at(Notarization, victim),
+        *reader.validated_at(Finalization, victim),
     ]
+    removed = [pool.validated.remove(p.artifact_hash()) for p in proofs]
     assert removed
     pool.version += 1  # readers memoise on the version
     monitor = PropertyMonitor()
