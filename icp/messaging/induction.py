@@ -134,6 +134,8 @@ def induct_ingress(
     env = config.env
     history = state.ingress_history
     payers: dict[bytes, CanisterState] = {}  # canisters charged so far (written back once)
+    balances: dict[bytes, int] = {}  # their balances after the fees charged so far
+    freezing: dict[bytes, int] = {}  # their freezing limits (fees do not change them)
     queued_for: dict[bytes, list[IngressMessage]] = {}  # new ingress per receiver
     management: list[IngressMessage] = []
     for message in messages:
@@ -151,6 +153,10 @@ def induct_ingress(
             message.method_name in FREE_MANAGEMENT_METHODS or payer_id == MANAGEMENT_CANISTER
         )
         payer = None if free else payers.get(payer_id) or state.canister(payer_id)
+        if payer is not None and payer_id not in payers:
+            payers[payer_id] = payer
+            balances[payer_id] = payer.cycles
+            freezing[payer_id] = get_freezing_limit(payer, env)
         status: IngressStatus | None = None
         if not free and payer is None:
             status = _reject_status(
@@ -177,20 +183,20 @@ def induct_ingress(
         fee = 0
         if status is None and payer is not None:
             fee = ingress_induction_cost(env.fees, message.size, env.subnet_size)
-            limit = get_freezing_limit(payer, env)
-            if payer.cycles - fee < limit:
+            limit, balance = freezing[payer_id], balances[payer_id]
+            if balance - fee < limit:
                 status = _reject_status(
                     message,
                     effective,
                     ErrorCode.CANISTER_OUT_OF_CYCLES,
                     f"Canister {canister_text(payer_id)} is out of cycles: please top up the "
-                    f"canister with at least {fee + limit - payer.cycles} additional cycles",
+                    f"canister with at least {fee + limit - balance} additional cycles",
                 )
         if status is not None:
             history = history.set_status(mid, status)
             continue
         if payer is not None and fee:
-            payers[payer_id] = attrs.evolve(payer, cycles=payer.cycles - fee)
+            balances[payer_id] -= fee
         queued = IngressMessage(
             mid,
             message.sender.raw,
@@ -221,7 +227,12 @@ def induct_ingress(
         messaging = messaging.with_queues(
             receiver, attrs.evolve(queues, ingress=(*queues.ingress, *new))
         )
-    state = state.with_canisters(payers.values()).with_messaging(messaging)
+    charged = [
+        attrs.evolve(payer, cycles=balances[cid])
+        for cid, payer in payers.items()
+        if balances[cid] != payer.cycles
+    ]
+    state = state.with_canisters(charged).with_messaging(messaging)
     return state.with_ingress_history(history)
 
 

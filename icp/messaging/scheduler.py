@@ -83,11 +83,15 @@ Execution = Callable[[CanisterState], tuple[CanisterState, list[Output]]]
 class _Meter:
     """Wrap a canister runtime and add up the instructions its executions use."""
 
-    __slots__ = ("inner", "used")
+    __slots__ = ("begin", "commit", "inner", "rollback", "used")
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.used = 0
+        # the per-message calls, bound once (``__getattr__`` serves the rest)
+        self.begin = inner.begin
+        self.commit = inner.commit
+        self.rollback = inner.rollback
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

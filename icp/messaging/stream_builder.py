@@ -178,9 +178,19 @@ def route_outputs(
 
     Spec: protocol digest §4.1 step 2(c), §4.3.
     """
+    history = None  # consecutive ingress results go into one history update
     for output in outputs:
+        if isinstance(output, IngressResult):
+            history = record_ingress_result(
+                history if history is not None else state.ingress_history,
+                output.message_id,
+                output.response,
+            )
+            continue
+        if history is not None:
+            state, history = state.with_ingress_history(history), None
         state = route_output(state, output, config)
-    return state
+    return state if history is None else state.with_ingress_history(history)
 
 
 def route_output(
