@@ -606,14 +606,19 @@ class InstrumentedModule:
     saved_globals: tuple[tuple[int, int], ...] = ()  # numeric mutable globals the helpers save
 
     @property
+    def journaled_offset(self) -> int:
+        """Byte offset of the exact journaled-page map in the byte-map memory."""
+        return self.bytemap_pages
+
+    @property
     def list_offset(self) -> int:
         """Byte offset of the dirty-page list in the byte-map memory."""
-        return self.bytemap_pages
+        return self.bytemap_pages * 2
 
     @property
     def globals_offset(self) -> int:
         """Byte offset of the saved-globals area (8 bytes per global) in the byte-map memory."""
-        return self.bytemap_pages * 5
+        return self.bytemap_pages * 6
 
 
 def _global_set_code(counter: int, cost: int, check: bool) -> bytes:
@@ -650,16 +655,19 @@ def instrument(
     span_t = len(types)
     mark_t = span_t + 1
     save_t = span_t + 2
-    types += [FuncType((I64, I64), ()), FuncType((I64,), ()), FuncType((), ())]
+    pair_t = span_t + 3
+    types += [FuncType((I64, I64), ()), FuncType((I64,), ())]
+    types += [FuncType((), ()), FuncType((I32,), ())]
     span_f = n_imp + n_def
     mark_f = span_f + 1
+    pair_f = span_f + 4
     bytemap_pages = max(1, max_heap_bytes // PAGE_SIZE)
     saved = tuple(
         (i, m.global_types[i])
         for i, mut in enumerate(m.globals_mutable)
         if mut and m.global_types[i] in _GLOBAL_LOAD
     )
-    globals_offset = bytemap_pages * 5
+    globals_offset = bytemap_pages * 6
     A = I64 if mem64 else I32
     to64 = b"" if mem64 else b"\xad"  # i64.extend_i32_u
     sections = dict(m.sections)  # last one wins; customs dropped below
@@ -680,14 +688,10 @@ def instrument(
             nlocals += cnt
         ftype = types[m.functions[fi]]
         base = len(ftype.params) + nlocals
-        # temporaries: a, s, n (address type), vi32, vi64, vf32, vf64, ti32
-        la, ls, ln, vi32, vi64, vf32, vf64, ti32, s64 = range(base, base + 9)
+        # temporaries: a, s, n (address type), vi32, vi64, vf32, vf64, ti32 (also page)
+        la, ls, ln, vi32, vi64, vf32, vf64, ti32 = range(base, base + 8)
         tmp_local = {I32: vi32, I64: vi64, F32: vf32, F64: vf64}
-        if track:
-            local_groups += [
-                b"\x03" + bytes([A]),
-                b"\x01\x7f", b"\x01\x7e", b"\x01\x7d", b"\x01\x7c", b"\x01\x7f", b"\x01\x7e",
-            ]  # fmt: skip
+        uses_temps = False  # the temporaries are declared only where needed (zeroed per call)
         out: list[bytes] = [b""]  # slot 0: entry charge
         seg_slot = 0
         seg_cost = 0
@@ -697,36 +701,41 @@ def instrument(
             raw = code[ins.start : ins.end]
             op = ins.op
             if track and op in _STORE_SIZE and ins.memidx == 0:
+                uses_temps = True
                 v = tmp_local[_STORE_VALTYPE[op]]
-                size = _STORE_SIZE[op]
-                # fast path inline: both end pages already journaled -> no call
+                # page p of the address: one byte-map load decides (see _pair_check)
+                if mem64:
+                    page = b"\x42" + sleb(_signed64(ins.offset)) + b"\x7c" if ins.offset else b""
+                    page += b"\x42\x0c\x88\xa7"  # i64.shr_u 12; i32.wrap_i64
+                elif ins.offset:
+                    page = b"\xad\x42" + sleb(ins.offset) + b"\x7c\x42\x0c\x88\xa7"
+                else:
+                    page = b"\x41\x0c\x76"  # i32.shr_u 12
                 out.append(
-                    b"\x21" + uleb(v) + b"\x22" + uleb(la) + to64
-                    + b"\x42" + sleb(_signed64(ins.offset)) + b"\x7c" + b"\x22" + uleb(s64)
-                    + b"\x42\x0c\x88\xa7\x2d\x40\x01\x00"
-                    + b"\x20" + uleb(s64) + b"\x42" + sleb(size - 1) + b"\x7c"
-                    + b"\x42\x0c\x88\xa7\x2d\x40\x01\x00"
-                    + b"\x71\x45\x04\x40"
-                    + b"\x20" + uleb(s64) + b"\x42" + sleb(size) + b"\x10" + uleb(span_f)
-                    + b"\x0b"
+                    b"\x21" + uleb(v) + b"\x22" + uleb(la) + page
+                    + b"\x22" + uleb(ti32) + b"\x2d\x40\x01\x00"  # tee p; i32.load8_u mem1
+                    + b"\x45\x04\x40" + b"\x20" + uleb(ti32) + b"\x10" + uleb(pair_f) + b"\x0b"
                     + b"\x20" + uleb(la) + b"\x20" + uleb(v)
                 )  # fmt: skip
             elif track and op == 0xFC0B and ins.memidx == 0:  # memory.fill d v n
+                uses_temps = True
                 out.append(
-                    b"\x21" + uleb(ln) + b"\x21" + uleb(vi32) + b"\x22" + uleb(la) + to64
-                    + b"\x20" + uleb(ln) + to64 + b"\x10" + uleb(span_f)
+                    b"\x21" + uleb(ln) + b"\x21" + uleb(vi32) + b"\x21" + uleb(la)
+                    + _bulk_guard(la, ln, to64, to64, span_f)
                     + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ln)
                 )  # fmt: skip
             elif track and op == 0xFC0A and ins.memidx == 0:  # memory.copy d s n
+                uses_temps = True
                 out.append(
-                    b"\x21" + uleb(ln) + b"\x21" + uleb(ls) + b"\x22" + uleb(la) + to64
-                    + b"\x20" + uleb(ln) + to64 + b"\x10" + uleb(span_f)
+                    b"\x21" + uleb(ln) + b"\x21" + uleb(ls) + b"\x21" + uleb(la)
+                    + _bulk_guard(la, ln, to64, to64, span_f)
                     + b"\x20" + uleb(la) + b"\x20" + uleb(ls) + b"\x20" + uleb(ln)
                 )  # fmt: skip
             elif track and op == 0xFC08 and ins.memidx == 0:  # memory.init d s n
+                uses_temps = True
                 out.append(
-                    b"\x21" + uleb(ti32) + b"\x21" + uleb(vi32) + b"\x22" + uleb(la) + to64
-                    + b"\x20" + uleb(ti32) + b"\xad" + b"\x10" + uleb(span_f)
+                    b"\x21" + uleb(ti32) + b"\x21" + uleb(vi32) + b"\x21" + uleb(la)
+                    + _bulk_guard(la, ti32, to64, b"\xad", span_f)
                     + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ti32)
                 )  # fmt: skip
             out.append(raw)
@@ -741,6 +750,11 @@ def instrument(
                 seg_slot = len(out) - 1
         if seg_cost or seg_check:
             out[seg_slot] = _global_set_code(counter, seg_cost, seg_check)
+        if uses_temps:
+            local_groups += [
+                b"\x03" + bytes([A]),
+                b"\x01\x7f", b"\x01\x7e", b"\x01\x7d", b"\x01\x7c", b"\x01\x7f",
+            ]  # fmt: skip
         body = _vec(local_groups) + b"".join(out)
         new_code.append(uleb(len(body)) + body)
         r.pos = body_end
@@ -751,14 +765,15 @@ def instrument(
             _mark_body(A, dirty_count, bytemap_pages),
             _save_globals_body(saved, globals_offset),
             _restore_globals_body(saved, globals_offset),
+            _pair_body(mark_f, A),
         ]
     else:
-        # keep the function index space identical: trivial helpers
-        new_code += [b"\x02\x00\x0b"] * 4
+        # keep the function index space identical: trivial helpers (pair takes a param)
+        new_code += [b"\x02\x00\x0b"] * 5
     sections[10] = _vec(new_code)
     sections[1] = _vec([_functype(t) for t in types])
     func_sec = _Reader(sections.get(3, b"\x00"))
-    fidx = [func_sec.u() for _ in range(func_sec.u())] + [span_t, mark_t, save_t, save_t]
+    fidx = [func_sec.u() for _ in range(func_sec.u())] + [span_t, mark_t, save_t, save_t, pair_t]
     sections[3] = _vec([uleb(i) for i in fidx])
     if m.memory is not None:
         mem = m.memory
@@ -766,7 +781,7 @@ def instrument(
         bits = uleb(mem.minimum) + (uleb(mem.maximum) if mem.maximum is not None else b"")
         mems = [bytes([flags]) + bits]
         if track:
-            pages1 = -(-(globals_offset + 8 * len(saved)) // WASM_PAGE_SIZE)
+            pages1 = -(-(globals_offset + 8 * len(saved)) // WASM_PAGE_SIZE)  # see _pair_body
             mems.append(b"\x01" + uleb(pages1) + uleb(pages1))
             mems.append((b"\x04" if mem64 else b"\x00") + b"\x00")
         sections[5] = _vec(mems)
@@ -811,6 +826,21 @@ def instrument(
         mutable_globals=mutable,
         saved_globals=saved if track else (),
     )
+
+
+def _bulk_guard(d: int, n: int, d64: bytes, n64: bytes, span_f: int) -> bytes:
+    """Journal the pages a bulk write ``[d, d+n)`` touches unless ``fast[d >> 12]`` covers it.
+
+    A write of at most 4096 bytes starting in page ``p`` ends in ``p`` or ``p+1``, which
+    ``fast[p]`` promises are journaled (see ``_pair_body``); longer writes call ``$span``.
+    """
+    return (
+        b"\x20" + uleb(n) + n64 + b"\x42\x80\x20\x56"  # n > 4096
+        + b"\x20" + uleb(d) + d64 + b"\x42\x0c\x88\xa7\x2d\x40\x01\x00\x45"  # !fast[d>>12]
+        + b"\x72\x04\x40"  # i32.or; if
+        + b"\x20" + uleb(d) + d64 + b"\x20" + uleb(n) + n64 + b"\x10" + uleb(span_f)
+        + b"\x0b"
+    )  # fmt: skip
 
 
 def _signed64(v: int) -> int:
@@ -867,15 +897,41 @@ def _restore_globals_body(saved: tuple[tuple[int, int], ...], offset: int) -> by
     return uleb(len(body)) + body
 
 
+def _pair_body(mark_f: int, addr: int) -> bytes:
+    """``$pair(p: i32)``: journal pages ``p`` and ``p+1``, then set ``fast[p]``.
+
+    ``fast[p] = 1`` promises that every store starting in page ``p`` (at most 8 bytes,
+    so it ends in ``p`` or ``p+1``) may skip the journal.  Page ``p+1`` is journaled
+    only if it lies inside memory 0 now: a page beyond the current size can only be
+    reached after ``memory.grow`` in this message, so it is above the size at
+    ``begin`` and needs no journal (rollback drops grown memory).
+    """
+    wide = addr == I64
+    body = (
+        b"\x20\x00\xad\x10" + uleb(mark_f)  # $mark(p)
+        # if (p+1) << 12 < memory.size(0) << 16: $mark(p+1)
+        + b"\x20\x00\x41\x01\x6a\xad\x42\x0c\x86"
+        + b"\x3f\x00" + (b"" if wide else b"\xad") + b"\x42\x10\x86"
+        + b"\x54\x04\x40"
+        + b"\x20\x00\x41\x01\x6a\xad\x10" + uleb(mark_f)
+        + b"\x0b"
+        # fast[p] = 1
+        + b"\x20\x00\x41\x01\x3a\x40\x01\x00"
+        + b"\x0b"
+    )  # fmt: skip
+    return uleb(len(b"\x00" + body)) + b"\x00" + body
+
+
 def _mark_body(addr: int, dirty_count: int, bytemap_pages: int) -> bytes:
     """``$mark(p: i64)``: journal page ``p`` of memory 0 on its first write."""
     wide = addr == I64
     to_addr = b"" if wide else b"\xa7"  # i32.wrap_i64
     cnt = b"\x23" + uleb(dirty_count)
-    list_off = uleb(bytemap_pages)
+    jmap_off = uleb(bytemap_pages)
+    list_off = uleb(2 * bytemap_pages)
     body = (
-        b"\x20\x00\xa7\x2d\x40\x01\x00"  # i32.load8_u mem1 (wrap p)
-        b"\x04\x40\x0f\x0b"  # if marked: return
+        b"\x20\x00\xa7\x2d\x40\x01" + jmap_off  # i32.load8_u mem1 journaled[wrap p]
+        + b"\x04\x40\x0f\x0b"  # if marked: return
         # capacity: ((count+1) << 12) > memory.size(2) << 16  -> grow 16 pages
         + cnt + b"\xad\x42\x01\x7c\x42\x0c\x86"
         + b"\x3f\x02" + (b"" if wide else b"\xad") + b"\x42\x10\x86"
@@ -890,8 +946,8 @@ def _mark_body(addr: int, dirty_count: int, bytemap_pages: int) -> bytes:
         + b"\xfc\x0a\x02\x00"
         # list[count] = p   (i32.store mem1 offset=bytemap_pages)
         + cnt + b"\x41\x02\x74" + b"\x20\x00\xa7" + b"\x36\x42\x01" + list_off
-        # bytemap[p] = 1
-        + b"\x20\x00\xa7\x41\x01\x3a\x40\x01\x00"
+        # journaled[p] = 1
+        + b"\x20\x00\xa7\x41\x01\x3a\x40\x01" + jmap_off
         # count += 1
         + cnt + b"\x41\x01\x6a\x24" + uleb(dirty_count)
         + b"\x0b"

@@ -225,11 +225,16 @@ class WasmtimeInstance:
         self._table: wasmtime.Table | None = ex.get("__icp_table")  # type: ignore[assignment]
         self._mem_addr = 0 if self._mem is None else ctypes.addressof(self._mem._memory)
         self._journal_addr = 0 if self._journal is None else ctypes.addressof(self._journal._memory)
-        self._bm: Any = None  # ctypes view of the byte map (memory 1 never moves)
+        self._bm: Any = None  # ctypes views of the fast and journaled-page maps
+        self._jm: Any = None
+        self._bm_base = 0
         self._list_addr = 0
         if self._bytemap is not None:
             base = int(_memory_data(self._ctx, ctypes.addressof(self._bytemap._memory)) or 0)
-            self._bm = (ctypes.c_ubyte * self._im.bytemap_pages).from_address(base)
+            n = self._im.bytemap_pages
+            self._bm_base = base
+            self._bm = (ctypes.c_ubyte * n).from_address(base)
+            self._jm = (ctypes.c_ubyte * n).from_address(base + self._im.journaled_offset)
             self._list_addr = base + self._im.list_offset
         self._globals: list[tuple[int, Any]] = [
             (idx, ex[f"__icp_g{idx}"]) for idx, _ in self._im.mutable_globals
@@ -349,9 +354,11 @@ class WasmtimeInstance:
         self._set_global(self._counter_addr, _KIND_I64, value)
 
     # ---- journal -------------------------------------------------------------
-    # Memory 1 (byte map, dirty list, saved globals) has a fixed size, so its base
-    # address is stable for the life of the instance: ``_bm`` views it directly.
-    # The journal (memory 2) grows and may move: its address is fetched on use.
+    # Memory 1 (fast map, journaled-page map, dirty list, saved globals; see
+    # ``wasm_binary``) has a fixed size, so its base address is stable for the life of
+    # the instance: ``_bm``/``_jm`` view it directly.  The journal (memory 2) grows
+    # and may move: its address is fetched on use.  Host writes journal exactly the
+    # pages they touch and never set the fast map (leaving it clear is always safe).
 
     def _dirty_count(self) -> int:
         return self._global_int(self._dirty_addr, False)
@@ -360,16 +367,16 @@ class WasmtimeInstance:
         return int(_memory_data(self._ctx, self._journal_addr) or 0)
 
     def _host_mark(self, addr: int, size: int) -> None:
-        bm = self._bm
-        if bm is None or self._journal is None:
+        jm = self._jm
+        if jm is None or self._journal is None:
             return
         first, last = addr // PAGE_SIZE, (addr + size - 1) // PAGE_SIZE
-        if first == last and bm[first]:
+        if first == last and jm[first]:
             return
         heap = self._heap()
         count = self._dirty_count()
         for page in range(first, last + 1):
-            if bm[page]:
+            if jm[page]:
                 continue
             if int(_memory_data_size(self._ctx, self._journal_addr)) < (count + 1) * PAGE_SIZE:
                 self._journal.grow(self._store, 16)
@@ -377,7 +384,7 @@ class WasmtimeInstance:
                 self._journal_ptr() + count * PAGE_SIZE, heap + page * PAGE_SIZE, PAGE_SIZE
             )
             ctypes.c_uint32.from_address(self._list_addr + 4 * count).value = page
-            bm[page] = 1
+            jm[page] = 1
             count += 1
         self._set_global(self._dirty_addr, _KIND_I32, count)
 
@@ -398,14 +405,15 @@ class WasmtimeInstance:
         return list((ctypes.c_uint32 * count).from_address(self._list_addr))
 
     def _clear_marks(self, pages: Sequence[int]) -> None:
-        bm = self._bm
+        bm, jm = self._bm, self._jm
         if bm is None:
             return
-        if len(pages) > _MEMSET_THRESHOLD:
-            ctypes.memset(bm, 0, self._im.bytemap_pages)  # constant size: max heap / 4 KiB
-        else:
+        if len(pages) > _MEMSET_THRESHOLD:  # both maps, constant size: 2 x max heap / 4 KiB
+            ctypes.memset(self._bm_base, 0, self._im.list_offset)
+        else:  # fast[p] is only ever set for a journaled p
             for page in pages:
                 bm[page] = 0
+                jm[page] = 0
         self._set_global(self._dirty_addr, _KIND_I32, 0)
 
     def _committed_list(self, count: int) -> array.array[int]:

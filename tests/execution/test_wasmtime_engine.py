@@ -105,3 +105,100 @@ def test_host_function_errors_surface_as_traps_and_the_instance_keeps_working() 
         assert isinstance(trap, WasmTrap) and trap.kind is TrapKind.CONTRACT_VIOLATION
         assert "msg_reply" in trap.message
     assert _run(inst, "canister_query read", Context.NRQ, False) == INITIAL
+
+
+def _leb(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v >> 7 else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def test_motoko_gc_heavy_trap_rolls_the_heap_back_bit_exactly(motoko) -> None:  # type: ignore[no-untyped-def]
+    """Real compiler output (stores, memory.copy/fill by the GC) is journaled completely."""
+    engine = WasmtimeEngine()
+    inst = engine.instantiate(engine.compile(motoko("counter")), 0)
+    for ctx, export, arg in ((Context.S, "__icp_start", b""), (Context.I, "canister_init", b"")):
+        inst.begin()
+        inst.run(export, (), SystemApi(ExecutionInput(ctx, arg=b"DIDL\x00\x00"), VIEW,
+                 StableMemory(), ExecutionLimits(), FeeSchedule(), 10**10), 10**10)  # fmt: skip
+        inst.commit()
+        del arg
+    work = b"DIDL\x00\x01\x7d" + _leb(60_000)
+
+    def run(limit: int) -> int | WasmTrap:
+        api = SystemApi(ExecutionInput(Context.U, arg=work), VIEW, StableMemory(),
+                        ExecutionLimits(), FeeSchedule(), limit)  # fmt: skip
+        inst.begin()
+        try:
+            used = inst.run("canister_update work", (), api, limit)
+        except WasmTrap as trap:
+            inst.rollback()
+            return trap
+        inst.commit()
+        return used
+
+    full = run(10**10)
+    assert isinstance(full, int) and full > 10_000_000
+    for fraction in (0.3, 0.55, 0.8, 0.97):
+        heap = inst.read(0, inst.memory_size())
+        digest = inst.snapshot().digest()
+        trapped = run(int(full * fraction))
+        assert isinstance(trapped, WasmTrap) and trapped.kind is TrapKind.OUT_OF_INSTRUCTIONS
+        assert inst.memory_size() == len(heap)
+        assert inst.read(0, len(heap)) == heap
+        assert inst.snapshot().digest() == digest
+        assert isinstance(run(10**10), int)  # and a committed run moves the GC state on
+
+
+SCRIBBLE_WAT = """
+(module
+  (import "ic0" "trap" (func $trap (param i32 i32)))
+  (import "ic0" "msg_reply" (func $reply))
+  (memory 4)
+  (data $d "0123456789abcdefghijklmnopqrstuvwxyz")
+  (func $fill_pattern (local $i i32)
+    (loop $l
+      (i32.store8 (local.get $i) (i32.xor (local.get $i) (i32.shr_u (local.get $i) (i32.const 8))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 262144)))))
+  (func (export "canister_update init_pattern") (call $fill_pattern) (call $reply))
+  (func $scribble (param $base i32)
+    ;; fast[p] set by an aligned store, then a short copy from the end of p into p+1
+    (i64.store (local.get $base) (i64.const -1))
+    (memory.copy (i32.add (local.get $base) (i32.const 4090)) (i32.const 100) (i32.const 20))
+    ;; a bulk write from that page reaching page p+2 (longer than one page)
+    (memory.fill (i32.add (local.get $base) (i32.const 4000)) (i32.const 9) (i32.const 6000))
+    ;; an unaligned store crossing a page boundary (first touch of both pages)
+    (i64.store offset=8188 (local.get $base) (i64.const 0x0102030405060708))
+    ;; bulk writes to pages no scalar store touched: fill, copy, init
+    (memory.fill (i32.add (local.get $base) (i32.const 12000)) (i32.const 7) (i32.const 10000))
+    (memory.copy (i32.add (local.get $base) (i32.const 30000)) (i32.const 0) (i32.const 300))
+    (memory.init $d (i32.add (local.get $base) (i32.const 40955)) (i32.const 0) (i32.const 36))
+    ;; store8/16/32 at the last bytes of a page
+    (i32.store16 offset=53247 (local.get $base) (i32.const 0xbeef))
+    (i64.store32 offset=57342 (local.get $base) (i64.const 0x11223344)))
+  (func (export "canister_update scribble_and_trap")
+    (call $scribble (i32.const 4096)) (call $scribble (i32.const 131072))
+    (call $trap (i32.const 0) (i32.const 0)))
+  (func (export "canister_update scribble_grow_and_trap")
+    (call $scribble (i32.const 65536))
+    (drop (memory.grow (i32.const 1)))
+    (call $scribble (i32.const 196608))
+    (call $trap (i32.const 0) (i32.const 0)))
+  (func (export "canister_update scribble") (call $scribble (i32.const 8192)) (call $reply)))
+"""
+
+
+@pytest.mark.parametrize("engine", [WasmtimeEngine(), PywasmEngine()], ids=lambda e: e.name)
+def test_every_kind_of_write_is_rolled_back(engine: object) -> None:
+    inst = engine.instantiate(engine.compile(wasmtime.wat2wasm(SCRIBBLE_WAT)), 0)  # type: ignore[attr-defined]
+    assert _run(inst, "canister_update init_pattern", Context.U, True) == b""
+    for export in ("canister_update scribble_and_trap", "canister_update scribble_grow_and_trap"):
+        heap = inst.read(0, inst.memory_size())
+        assert isinstance(_run(inst, export, Context.U, True), WasmTrap)
+        assert inst.memory_size() == len(heap) and inst.read(0, len(heap)) == heap
+    assert _run(inst, "canister_update scribble", Context.U, True) == b""
+    assert inst.read(0, len(heap)) != heap  # the same writes, committed, do change the heap
