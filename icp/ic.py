@@ -48,7 +48,7 @@ from icp.consensus.genesis import SubnetSetup, make_subnet
 from icp.consensus.nidkg_backend import NidkgBackend
 from icp.crypto.certificate import Delegation
 from icp.crypto.errors import AuthenticationError
-from icp.crypto.hashing import EncodingError, cbor_encode
+from icp.crypto.hashing import EncodingError, cbor_decode, cbor_encode
 from icp.crypto.user_sig import SignedDelegation
 from icp.execution.canister import CanisterState
 from icp.execution.engine import WasmEngine
@@ -86,6 +86,9 @@ from icp.state.ingress_history import IngressStatus, RequestStatus
 from icp.state.manager import StateManager
 from icp.state.replicated_state import NetworkTopology, ReplicatedState, SubnetTopology
 from icp.types import NANOS_PER_SECOND, Height, Time
+
+WASM_PAGE_SIZE: Final = 65536
+"""Bytes per Wasm (and stable memory) page."""
 
 DEFAULT_GENESIS_TIME: Final = Time(1_700_000_000 * NANOS_PER_SECOND)
 """2023-11-14T22:13:20Z: the default start of virtual time (deterministic runs)."""
@@ -304,6 +307,9 @@ class InternetComputer:
         """Envelope parsing shared by every replica of this process."""
         self.subnets: list[Subnet] = []
         self._routes: dict[bytes, Subnet] = {}
+        self._environments: dict[int, ExecutionEnvironment] = {}
+        self._stable_writes: dict[int, dict[Height, list[tuple[bytes, bytes]]]] = {}
+        """Per subnet index and height: ``set_stable_memory`` writes to apply there."""
         self._build()
         self.run_while(
             lambda: any(s.serving_replica().state.certified_height is None for s in self.subnets),
@@ -355,6 +361,8 @@ class InternetComputer:
             )
             self.subnets.append(subnet)
         restarting = self.state_dir is not None and any(self.state_dir.glob("subnet-*/node-*/cups"))
+        if restarting:
+            self._load_stable_writes()
         for subnet in self.subnets:
             execute = self._execute_for(subnet)
             dkg = NidkgBackend(subnet.setup.membership) if self.with_dkg else None
@@ -432,18 +440,128 @@ class InternetComputer:
         return self.state_dir / f"subnet-{subnet.index}" / f"node-{node}"
 
     def _execute_for(self, subnet: Subnet) -> StateMachine:
-        if self._state_machine is not None:
-            return self._state_machine(self, subnet)
-        return message_routing(self, subnet)
+        machine = (
+            self._state_machine(self, subnet)
+            if self._state_machine is not None
+            else message_routing(self, subnet)
+        )
+
+        def execute(state: ReplicatedState, batch: Any) -> ReplicatedState:
+            writes = self._stable_writes.get(subnet.index, {}).get(Height(batch.height))
+            if writes:
+                state = apply_stable_memory_writes(state, writes)
+            return machine(state, batch)
+
+        return execute
+
+    # -- test-environment state changes (PocketIC) ----------------------------------------
+
+    def set_stable_memory(self, canister_id: Principal, data: bytes) -> None:
+        """Replace a canister's stable memory with ``data`` on every replica of its subnet.
+
+        A test-environment operation (PocketIC's ``set_stable_memory``), not an IC API.
+        It changes replicated state, so it goes in at one height on every replica: the
+        write is scheduled for the first height no replica of the subnet has executed
+        yet and applied there, before that height's batch, by each replica's state
+        machine (``apply_stable_memory_writes``); then the IC runs until that height is
+        certified, so the next query, ``get_stable_memory`` or certificate sees it.  The
+        memory becomes ``ceil(len(data) / 64 KiB)`` Wasm pages holding ``data`` then
+        zeros.  With a ``state_dir`` the write is persisted until no replica can replay
+        that height any more (restart replays it identically).  Raises ``ICError``
+        (404) if the canister does not exist or has no module.
+        Spec: PocketIC ``set_stable_memory`` (pocket-ic server API); interface spec §5
+        (stable memory is Wasm pages of 64 KiB).
+        """
+        subnet = self.subnet_of(canister_id)
+        replica = subnet.serving_replica()
+        canister = replica.state.latest_state.canister(canister_id)
+        if canister is None or canister.runtime is None:
+            raise ICError(
+                f"canister {canister_id} does not exist or has no Wasm module",
+                http_status=404,
+                reject_code=int(RejectCode.DESTINATION_INVALID),
+                error_code="IC0301" if canister is None else "IC0537",
+            )
+        self._prune_stable_writes(subnet)
+        height = Height(max(r.state.latest_height for r in subnet.replicas) + 1)
+        writes = self._stable_writes.setdefault(subnet.index, {}).setdefault(height, [])
+        writes.append((canister_id.raw, bytes(data)))
+        directory = self._stable_writes_dir(subnet)
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            _write_file(directory / f"{height:016d}.cbor", cbor_encode([list(w) for w in writes]))
+        if not self.run_while(
+            lambda: subnet.certified_height() < height, self.now + 60 * NANOS_PER_SECOND
+        ):
+            raise ICError(
+                "the subnet made no progress for a minute of virtual time", http_status=503
+            )
+
+    def get_stable_memory(self, canister_id: Principal) -> bytes:
+        """Return a canister's stable memory in a latest certified state (b"" if no module).
+
+        Raises ``ICError`` (404) if the canister does not exist.
+        Spec: PocketIC ``get_stable_memory``.
+        """
+        subnet = self.subnet_of(canister_id)
+        replica = self.query_replica(subnet.serving_replica(), canister_id, "")
+        canister = replica.certified()[0].canister(canister_id)
+        if canister is None:
+            raise ICError(
+                f"canister {canister_id} does not exist",
+                http_status=404,
+                reject_code=int(RejectCode.DESTINATION_INVALID),
+                error_code="IC0301",
+            )
+        if canister.runtime is None:
+            return b""
+        stable = canister.runtime.stable
+        return stable.read(0, stable.size_bytes)
+
+    def _stable_writes_dir(self, subnet: Subnet) -> Path | None:
+        if self.state_dir is None:
+            return None
+        return self.state_dir / f"subnet-{subnet.index}" / "stable-memory-writes"
+
+    def _load_stable_writes(self) -> None:
+        for subnet in self.subnets:
+            directory = self._stable_writes_dir(subnet)
+            if directory is None or not directory.exists():
+                continue
+            for path in sorted(directory.glob("*.cbor")):
+                entries = cbor_decode(path.read_bytes(), max_bytes=path.stat().st_size)
+                if not isinstance(entries, list | tuple):  # decoded arrays may be tuples
+                    continue
+                self._stable_writes.setdefault(subnet.index, {})[Height(int(path.stem))] = [
+                    (bytes(cid), bytes(data)) for cid, data in entries
+                ]
+
+    def _prune_stable_writes(self, subnet: Subnet) -> None:
+        """Forget writes at heights no replica can execute again (none may replay them)."""
+        pending = self._stable_writes.get(subnet.index)
+        if not pending:
+            return
+        done = min(r.state.latest_height for r in subnet.replicas)
+        if self.state_dir is not None:  # a restart replays from a kept CUP's checkpoint
+            done = min(done, *(r.oldest_persisted_cup() for r in subnet.replicas))
+        directory = self._stable_writes_dir(subnet)
+        for height in [h for h in pending if h <= done]:
+            del pending[height]
+            if directory is not None:
+                (directory / f"{height:016d}.cbor").unlink(missing_ok=True)
 
     def execution_environment(self, subnet: Subnet) -> ExecutionEnvironment:
         """Return the execution parameters of ``subnet`` (engine, size, root key)."""
-        return ExecutionEnvironment(
-            engine=self.engine,
-            subnet_id=subnet.subnet_id.raw,
-            subnet_size=subnet.n,
-            root_key=self.root_key,
-        )
+        env = self._environments.get(subnet.index)
+        if env is None:
+            env = ExecutionEnvironment(
+                engine=self.engine,
+                subnet_id=subnet.subnet_id.raw,
+                subnet_size=subnet.n,
+                root_key=self.root_key,
+            )
+            self._environments[subnet.index] = env
+        return env
 
     # -- topology -------------------------------------------------------------------------
 
@@ -1084,6 +1202,36 @@ class InternetComputer:
         for subnet in self.subnets:
             subnet.replicas.clear()
         self._queue.clear()
+
+
+def apply_stable_memory_writes(
+    state: ReplicatedState, writes: Sequence[tuple[bytes, bytes]]
+) -> ReplicatedState:
+    """Return ``state`` with each canister's stable memory replaced by the written bytes.
+
+    Deterministic, so every replica applying it at the same height reaches the same
+    state (a canister that no longer exists or has no module is skipped).  The stable
+    memory becomes ``ceil(len / 64 KiB)`` pages: the data, then zeros.
+    Spec: PocketIC ``set_stable_memory``; interface spec §5 (64 KiB Wasm pages).
+    """
+    changed: list[CanisterState] = []
+    for canister_id, data in writes:
+        canister = state.canister(canister_id)
+        if canister is None or canister.runtime is None:
+            continue
+        stable = canister.runtime.stable
+        stable.clear()
+        pages = -(-len(data) // WASM_PAGE_SIZE)
+        stable.grow(pages, pages * WASM_PAGE_SIZE)
+        stable.write(0, data)
+        changed.append(attrs.evolve(canister))  # a new state object: memory changed here
+    return state.with_canisters(changed) if changed else state
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def effective_canister_of(message: SignedIngress) -> Principal | None:

@@ -560,6 +560,15 @@ class Replica:
 
     # -- persistence ----------------------------------------------------------------------
 
+    def oldest_persisted_cup(self) -> Height:
+        """Return the height of the oldest catch-up package kept on disk (a restart may
+        replay the chain from it); without a state directory, the latest executed height.
+        """
+        if self.state_dir is None:
+            return self.state.latest_height
+        names = sorted((self.state_dir / CUPS_DIR).glob("*.cbor"))
+        return Height(int(names[0].stem)) if names else Height(-1)
+
     def _persist_chain(self) -> None:
         assert self.state_dir is not None
         reader = self.consensus.reader
