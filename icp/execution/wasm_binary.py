@@ -621,6 +621,106 @@ class InstrumentedModule:
         return self.bytemap_pages * 6
 
 
+def _arity(op: int) -> tuple[int, int] | None:
+    """Return (values popped, values pushed) of a non-control, non-call instruction."""
+    if 0x28 <= op <= 0x35 or op in (0x40, 0x45, 0x50, 0xD1, 0x25) or 0x67 <= op <= 0x69:
+        return 1, 1
+    if 0x79 <= op <= 0x7B or 0x8B <= op <= 0x91 or 0x99 <= op <= 0x9F or 0xA7 <= op <= 0xC4:
+        return 1, 1
+    if 0x46 <= op <= 0x4F or 0x51 <= op <= 0x66 or 0x6A <= op <= 0x78 or 0x7C <= op <= 0x8A:
+        return 2, 1
+    if 0x92 <= op <= 0x98 or 0xA0 <= op <= 0xA6:
+        return 2, 1
+    if 0x36 <= op <= 0x3E or op == 0x26:
+        return 2, 0
+    if 0x41 <= op <= 0x44 or op in (0x23, 0x3F, 0xD0, 0xD2, 0xFC10):
+        return 0, 1
+    if op in (0x1A, 0x24):
+        return 1, 0
+    if op in (0x1B, 0x1C):
+        return 3, 1
+    if op in (0x01, 0xFC09, 0xFC0D):
+        return 0, 0
+    if 0xFC00 <= op <= 0xFC07:
+        return 1, 1
+    if op in (0xFC08, 0xFC0A, 0xFC0B, 0xFC0C, 0xFC0E, 0xFC11):
+        return 3, 0
+    if op == 0xFC0F:
+        return 2, 1
+    return None
+
+
+class _SameBase:
+    """Skip the journal check of a store already covered in the same straight-line segment.
+
+    Within one segment (no control flow in between) the abstract stack records which
+    values are ``local.get L`` of an unchanged local.  A checked store at ``L + off``
+    leaves ``fast[(L + off) >> 12]`` set, which covers ``[L + off, L + off + 4096)``
+    (pages ``p`` and ``p+1``) until the message ends, so a later store at
+    ``L + off2`` with ``off <= off2`` and ``off2 + size <= off + 4096`` needs no check.
+    Anything not understood (an unknown instruction) forgets everything: safe.
+    """
+
+    __slots__ = ("call_arity", "covered", "stack", "version")
+
+    def __init__(self, call_arity: list[tuple[int, int]], type_arity: list[tuple[int, int]]):
+        self.call_arity = (call_arity, type_arity)
+        self.stack: list[tuple[int, int] | None] = []
+        self.version: dict[int, int] = {}
+        self.covered: dict[tuple[int, int], list[int]] = {}
+
+    def reset(self) -> None:
+        self.stack = []
+        self.covered = {}
+
+    def _pop(self, n: int) -> None:
+        if n:
+            del self.stack[-n:]
+
+    def store_covered(self, offset: int, size: int) -> bool:
+        """At a store (before ``step``): is its address covered? Record it if not."""
+        key = self.stack[-2] if len(self.stack) >= 2 else None
+        if key is None:
+            return False
+        windows = self.covered.setdefault(key, [])
+        if any(w <= offset and offset + size <= w + PAGE_SIZE for w in windows):
+            return True
+        windows.append(offset)
+        return False
+
+    def step(self, op: int, raw: bytes) -> None:
+        """Apply the stack effect of one instruction."""
+        if op == 0x20:  # local.get
+            idx = _Reader(raw, 1).u()
+            self.stack.append((idx, self.version.get(idx, 0)))
+            return
+        if op in (0x21, 0x22):  # local.set / local.tee
+            idx = _Reader(raw, 1).u()
+            self.version[idx] = self.version.get(idx, 0) + 1
+            self._pop(1)
+            if op == 0x22:
+                self.stack.append((idx, self.version[idx]))
+            return
+        if op in (0x10, 0x11):
+            r = _Reader(raw, 1)
+            funcs, sigs = self.call_arity
+            idx = r.u()
+            table = funcs if op == 0x10 else sigs
+            if idx >= len(table):
+                self.reset()
+                return
+            pops, pushes = table[idx]
+            pops += op == 0x11  # the table index operand
+        else:
+            effect = _arity(op)
+            if effect is None:
+                self.reset()
+                return
+            pops, pushes = effect
+        self._pop(pops)
+        self.stack.extend([None] * pushes)
+
+
 def _global_set_code(counter: int, cost: int, check: bool) -> bytes:
     code = b"\x23" + uleb(counter) + b"\x42" + sleb(cost) + b"\x7d"  # get; const; i64.sub
     if check:
@@ -674,6 +774,8 @@ def instrument(
 
     new_code: list[bytes] = []
     code = sections.get(10, b"\x00")
+    type_arity = [(len(t.params), len(t.results)) for t in m.types]
+    call_arity = [type_arity[t] for _, _, t in m.imports] + [type_arity[t] for t in m.functions]
     r = _Reader(code)
     for fi in range(r.u()):
         body_size = r.u()
@@ -696,11 +798,17 @@ def instrument(
         seg_slot = 0
         seg_cost = 0
         seg_check = True
+        same = _SameBase(call_arity, type_arity)
         while b.pos < b.end:
             ins = _decode(b)
             raw = code[ins.start : ins.end]
             op = ins.op
-            if track and op in _STORE_SIZE and ins.memidx == 0:
+            if (
+                track
+                and op in _STORE_SIZE
+                and ins.memidx == 0
+                and not same.store_covered(ins.offset, _STORE_SIZE[op])
+            ):
                 uses_temps = True
                 v = tmp_local[_STORE_VALTYPE[op]]
                 # page p of the address: one byte-map load decides (see _pair_check)
@@ -739,6 +847,10 @@ def instrument(
                     + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ti32)
                 )  # fmt: skip
             out.append(raw)
+            if op in _SEGMENT_END:
+                same.reset()
+            else:
+                same.step(op, raw)
             if op not in _ZERO_COST:
                 seg_cost += 1
             if op in _SEGMENT_END:

@@ -180,7 +180,18 @@ SCRIBBLE_WAT = """
     ;; store8/16/32 at the last bytes of a page
     (i32.store16 offset=53247 (local.get $base) (i32.const 0xbeef))
     (i64.store32 offset=57342 (local.get $base) (i64.const 0x11223344)))
+  (func $same_base (param $b i32)
+    ;; stores off one unchanged local: later ones inside [b, b+4096) skip their check
+    (i64.store (local.get $b) (i64.const 1))
+    (i64.store offset=8 (local.get $b) (i64.const 2))
+    (i64.store offset=4088 (local.get $b) (i64.const 3))
+    (i64.store offset=4190 (local.get $b) (i64.const 4))
+    (local.set $b (i32.add (local.get $b) (i32.const 12288)))
+    (i64.store offset=8 (local.get $b) (i64.const 5))
+    (i64.store offset=16 (local.tee $b (i32.add (local.get $b) (i32.const 4096))) (i64.const 6))
+    (i32.store offset=4 (local.get $b) (i32.const 7)))
   (func (export "canister_update scribble_and_trap")
+    (call $same_base (i32.const 44960))
     (call $scribble (i32.const 4096)) (call $scribble (i32.const 131072))
     (call $trap (i32.const 0) (i32.const 0)))
   (func (export "canister_update scribble_grow_and_trap")
