@@ -133,6 +133,7 @@ def induct_ingress(
     """
     env = config.env
     history = state.ingress_history
+    statuses: dict[bytes, IngressStatus] = {}  # new statuses, written in one bulk update
     payers: dict[bytes, CanisterState] = {}  # canisters charged so far (written back once)
     balances: dict[bytes, int] = {}  # their balances after the fees charged so far
     freezing: dict[bytes, int] = {}  # their freezing limits (fees do not change them)
@@ -140,9 +141,9 @@ def induct_ingress(
     management: list[IngressMessage] = []
     for message in messages:
         mid = message.message_id
-        if history.get(mid) is not None:
+        if mid in statuses or history.get(mid) is not None:
             continue  # duplicate: already inducted (any status) and not yet expired
-        if len(history) >= INGRESS_HISTORY_MAX_MESSAGES:
+        if len(history) + len(statuses) >= INGRESS_HISTORY_MAX_MESSAGES:
             break  # the history is full: later messages are not inducted (clients retry)
         if not is_expiry_valid(message.ingress_expiry, state.time, config.ingress_limits):
             continue
@@ -193,7 +194,7 @@ def induct_ingress(
                     f"canister with at least {fee + limit - balance} additional cycles",
                 )
         if status is not None:
-            history = history.set_status(mid, status)
+            statuses[mid] = status
             continue
         if payer is not None and fee:
             balances[payer_id] -= fee
@@ -210,14 +211,11 @@ def induct_ingress(
             management.append(queued)
         else:
             queued_for.setdefault(receiver, []).append(queued)
-        history = history.set_status(
-            mid,
-            IngressStatus(
-                RequestStatus.RECEIVED,
-                message.ingress_expiry,  # type: ignore[arg-type]
-                sender=message.sender.raw,
-                effective_canister_id=effective,
-            ),
+        statuses[mid] = IngressStatus(
+            RequestStatus.RECEIVED,
+            message.ingress_expiry,  # type: ignore[arg-type]
+            sender=message.sender.raw,
+            effective_canister_id=effective,
         )
     messaging = state.messaging
     if management:
@@ -233,7 +231,7 @@ def induct_ingress(
         if balances[cid] != payer.cycles
     ]
     state = state.with_canisters(charged).with_messaging(messaging)
-    return state.with_ingress_history(history)
+    return state.with_ingress_history(history.set_statuses(statuses))
 
 
 def expected_index(state: ReplicatedState, source: Principal) -> int:

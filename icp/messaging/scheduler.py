@@ -68,10 +68,14 @@ from icp.execution.management import (
     SubnetExecutionState,
     execute_management_call,
 )
-from icp.execution.system_api import Reply
+from icp.execution.system_api import Reply, Response
 from icp.messaging.config import SubnetExecutionConfig
 from icp.messaging.queues import MANAGEMENT_CANISTER, CanisterQueues, ManagementMessage
-from icp.messaging.stream_builder import destination_not_found, route_outputs
+from icp.messaging.stream_builder import (
+    destination_not_found,
+    record_ingress_results,
+    route_outputs,
+)
 from icp.principal import Principal
 from icp.state.ingress_history import IngressStatus, RequestStatus
 from icp.state.replicated_state import ReplicatedState
@@ -159,14 +163,35 @@ class _Round:
     used: int = 0
     executed: set[bytes] = attrs.Factory(set)
     messages: int = 0
+    results: dict[bytes, Response] = attrs.Factory(dict)
+    """Ingress results not yet in ``state``'s ingress history (see ``flush``)."""
 
     @property
     def budget_left(self) -> bool:
         return self.used < self.config.scheduler.max_instructions_per_round
 
     def route(self, outputs: list[Output]) -> None:
-        if outputs:
-            self.state = route_outputs(self.state, outputs, self.config)
+        """Route outputs; ingress results are collected for one bulk history update."""
+        others: list[Output] = []
+        for output in outputs:
+            if isinstance(output, IngressResult):
+                self.results.setdefault(output.message_id, output.response)  # first wins
+            else:
+                others.append(output)
+        if others:
+            self.state = route_outputs(self.state, others, self.config)
+
+    def flush(self) -> None:
+        """Write the collected ingress results into the state's ingress history.
+
+        Nothing in a round reads the terminal status of a request whose result is
+        still collected (a request executes once), so deferring the writes to the
+        end of each inner iteration changes no outcome, only the number of copies.
+        """
+        if self.results:
+            history = record_ingress_results(self.state.ingress_history, self.results)
+            self.state = self.state.with_ingress_history(history)
+            self.results = {}
 
 
 def charge_idle(state: ReplicatedState, config: SubnetExecutionConfig) -> ReplicatedState:
@@ -525,6 +550,7 @@ def execute_round(
     rnd = _Round(state, config, random_tape(randomness))
     _run_tasks(rnd, _order(rnd.state))
     for _ in range(config.scheduler.max_inner_iterations):
+        rnd.flush()
         if not rnd.budget_left:
             break
         _run_management(rnd)
@@ -535,6 +561,7 @@ def execute_round(
             if not rnd.budget_left:
                 break
             _run_canister(rnd, cid)
+    rnd.flush()
     state = _settle_priorities(rnd.state, rnd.executed, granted)
     state = state.with_messaging(attrs.evolve(state.messaging, rounds=state.messaging.rounds + 1))
     return state, RoundStats(rnd.used, rnd.messages, len(rnd.executed))

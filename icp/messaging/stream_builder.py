@@ -27,7 +27,7 @@ routing table; local messages are routed into local input queues), §4.3
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import attrs
@@ -99,37 +99,59 @@ def queue_full(request: CanisterRequest, what: str) -> CanisterResponse:
     )
 
 
-def record_ingress_result(
-    history: IngressHistory, message_id: bytes, response: Response
-) -> IngressHistory:
-    """Return the history with the request's terminal status (replied or rejected).
+def terminal_status(old: IngressStatus | None, response: Response) -> IngressStatus | None:
+    """Return the replied/rejected status a result gives a request (None: ignored).
 
-    A result for a request the history does not know, or that already finished,
-    is ignored (it cannot happen for inducted requests).
+    A result for a request the history does not know, or that already finished, is
+    ignored (it cannot happen for inducted requests).
     Spec: interface spec §"Request status"; digest §1.8.
     """
-    old = history.get(message_id)
     if old is None or old.status not in (RequestStatus.RECEIVED, RequestStatus.PROCESSING):
-        return history
+        return None
     if isinstance(response, Reply):
-        new = IngressStatus(
+        return IngressStatus(
             RequestStatus.REPLIED,
             old.expiry,
             reply=response.data,
             sender=old.sender,
             effective_canister_id=old.effective_canister_id,
         )
-    else:
-        new = IngressStatus(
-            RequestStatus.REJECTED,
-            old.expiry,
-            reject_code=response.code,
-            reject_message=response.message,
-            error_code=response.error_code or None,
-            sender=old.sender,
-            effective_canister_id=old.effective_canister_id,
-        )
-    return history.set_status(message_id, new)
+    return IngressStatus(
+        RequestStatus.REJECTED,
+        old.expiry,
+        reject_code=response.code,
+        reject_message=response.message,
+        error_code=response.error_code or None,
+        sender=old.sender,
+        effective_canister_id=old.effective_canister_id,
+    )
+
+
+def record_ingress_result(
+    history: IngressHistory, message_id: bytes, response: Response
+) -> IngressHistory:
+    """Return the history with the request's terminal status (replied or rejected).
+
+    Spec: interface spec §"Request status"; digest §1.8.
+    """
+    new = terminal_status(history.get(message_id), response)
+    return history if new is None else history.set_status(message_id, new)
+
+
+def record_ingress_results(
+    history: IngressHistory, results: Mapping[bytes, Response]
+) -> IngressHistory:
+    """Return the history with each request's terminal status, in one bulk update.
+
+    The same as ``record_ingress_result`` for each ``(message id, response)``.
+    Spec: interface spec §"Request status"; digest §1.8.
+    """
+    changes: dict[bytes, IngressStatus] = {}
+    for message_id, response in results.items():
+        new = terminal_status(history.get(message_id), response)
+        if new is not None:
+            changes[message_id] = new
+    return history.set_statuses(changes) if changes else history
 
 
 def input_queue_full(

@@ -144,6 +144,38 @@ class IngressHistory:
             index = index.set(_expiry_key(new.expiry, message_id), message_id)
         return IngressHistory(self.entries.set(message_id, new), index)
 
+    def set_statuses(self, changes: Mapping[bytes, IngressStatus]) -> IngressHistory:
+        """Return the history with every ``message_id → status`` of ``changes`` applied.
+
+        The same rules as ``set_status`` per entry (raises ``IngressHistoryError`` on an
+        illegal move or when full), in one bulk update of the persistent maps.
+        """
+        entries = self.entries
+        added = 0
+        index_changes: list[tuple[bytes, bytes]] = []
+        removed: list[bytes] = []
+        for message_id, new in changes.items():
+            old = entries.get(message_id)
+            if old is not None and new.status not in TRANSITIONS[old.status]:
+                raise IngressHistoryError(
+                    f"request {message_id.hex()} cannot go from {old.status.value} "
+                    f"to {new.status.value}"
+                )
+            if old is None:
+                added += 1
+                if len(entries) + added > INGRESS_HISTORY_MAX_MESSAGES:
+                    raise IngressHistoryError(
+                        f"ingress history is full ({INGRESS_HISTORY_MAX_MESSAGES} messages)"
+                    )
+            if old is None or old.expiry != new.expiry:
+                if old is not None:
+                    removed.append(_expiry_key(old.expiry, message_id))
+                index_changes.append((_expiry_key(new.expiry, message_id), message_id))
+        index = self.by_expiry
+        for key in removed:
+            index = index.remove(key)
+        return IngressHistory(entries.update(changes), index.update(index_changes))
+
     def forget_replies(self, message_id: bytes) -> IngressHistory:
         """Move a replied/rejected request to ``done`` (dropping its payload)."""
         old = self.entries[message_id]

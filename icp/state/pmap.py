@@ -85,6 +85,49 @@ def _insert(node: _Node | None, key: bytes, value: object, prio: bytes) -> _Node
     return _with(node, node.left, right)
 
 
+def _own(node: _Node, left: _Node | None, right: _Node | None, fresh: set[int]) -> _Node:
+    """Give ``node`` these children: in place if this bulk update made it, else a copy."""
+    if id(node) in fresh:
+        node.left, node.right = left, right
+        node.ht = node.ht_fn = None  # the subtree changed; the value's memo still holds
+        return node
+    out = _with(node, left, right)
+    fresh.add(id(out))
+    return out
+
+
+def _insert_fresh(
+    node: _Node | None, key: bytes, value: object, prio: bytes, fresh: set[int]
+) -> tuple[_Node, bool]:
+    """``_insert`` within one bulk update: nodes it made (ids in ``fresh``) are reused.
+
+    Nodes made earlier in the same update are not shared with any other map yet, so
+    changing them in place is invisible; every other node is copied as by ``_insert``.
+    Returns the new subtree (always a node of this update) and whether ``key`` is new.
+    """
+    if node is None:
+        out = _Node(key, value, prio, None, None)
+        fresh.add(id(out))
+        return out, True
+    if key == node.key:
+        if id(node) in fresh:
+            node.value = value
+            node.ht = node.ht_fn = node.vt = node.vt_fn = None
+            return node, False
+        out = _Node(key, value, node.prio, node.left, node.right)
+        fresh.add(id(out))
+        return out, False
+    if key < node.key:
+        left, added = _insert_fresh(node.left, key, value, prio, fresh)
+        if left.prio > node.prio:  # rotate right; ``left`` is this update's
+            return _own(left, left.left, _own(node, left.right, node.right, fresh), fresh), added
+        return _own(node, left, node.right, fresh), added
+    right, added = _insert_fresh(node.right, key, value, prio, fresh)
+    if right.prio > node.prio:  # rotate left
+        return _own(right, _own(node, node.left, right.left, fresh), right.right, fresh), added
+    return _own(node, node.left, right, fresh), added
+
+
 def _merge(a: _Node | None, b: _Node | None) -> _Node | None:
     """Join two treaps whose keys are all smaller in ``a`` than in ``b``."""
     if a is None:
@@ -243,12 +286,19 @@ class PMap(Mapping[bytes, V], Generic[V]):
         return PMap._of(_remove(self._root, key), self._len - 1)
 
     def update(self, changes: Mapping[bytes, V] | Iterable[tuple[bytes, V]]) -> PMap[V]:
-        """Return the map with every ``(key, value)`` of ``changes`` set."""
-        out = self
+        """Return the map with every ``(key, value)`` of ``changes`` set (later pairs win).
+
+        One bulk update copies each shared node at most once: the top of the treap,
+        on every inserted key's path, is not copied again per key.
+        """
         pairs = changes.items() if isinstance(changes, Mapping) else changes
+        root, length = self._root, self._len
+        fresh: set[int] = set()
         for key, value in pairs:
-            out = out.set(key, value)
-        return out
+            key = bytes(key)
+            root, added = _insert_fresh(root, key, value, _priority(key), fresh)
+            length += added
+        return self if not fresh else PMap._of(root, length)
 
     def min_key(self) -> bytes | None:
         """Return the smallest key, or None when empty."""

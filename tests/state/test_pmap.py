@@ -86,3 +86,28 @@ def test_a_different_value_function_is_not_served_from_the_memo() -> None:
     t1 = m.hash_tree(leaf)
     t2 = m.hash_tree(lambda v: hashtree.Leaf(b"other"))
     assert t1.digest() != t2.digest()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(keys, st.integers(0, 9), max_size=30),
+    st.lists(st.tuples(keys, st.integers(0, 9)), max_size=30),
+)
+def test_bulk_update_equals_one_set_at_a_time_and_leaves_the_original_alone(
+    start: dict[bytes, int], changes: list[tuple[bytes, int]]
+) -> None:
+    base: PMap[int] = PMap(start)
+    before = list(base.items())
+    base_digest = base.hash_tree(leaf).digest()  # memos on the shared nodes
+    one_by_one = base
+    for k, v in changes:
+        one_by_one = one_by_one.set(k, v)
+    bulk = base.update(changes)
+    assert list(bulk.items()) == list(one_by_one.items()) and len(bulk) == len(one_by_one)
+    assert bulk.hash_tree(leaf).digest() == one_by_one.hash_tree(leaf).digest()
+    assert bulk.hash_tree(leaf).digest() == PMap(dict(bulk.items())).hash_tree(leaf).digest()
+    assert depth(bulk) == depth(PMap(dict(bulk.items())))
+    # the original map (and its memoized hashes) is unchanged: nothing shared was mutated
+    assert list(base.items()) == before
+    assert base.hash_tree(leaf).digest() == base_digest == PMap(start).hash_tree(leaf).digest()
+    assert base.update([]) is base
