@@ -8,8 +8,9 @@ exports, size and count limits) and then *instrumented*: we rewrite the code
 section, which is what makes the rest of the execution layer possible.
 
 1. **Instruction counting.**  Every function body is cut into straight-line
-   segments (a segment ends after a control instruction or a call).  At the
-   start of each segment we subtract the segment's cost from an exported
+   segments (a segment ends after a branch, ``if``/``else``/``end``, a ``loop``
+   header, ``return`` or ``unreachable``; calls and ``block`` do not end one).  At
+   the start of each segment we subtract the segment's cost from an exported
    ``i64`` global ``__icp_instr`` (the instructions left for this message).  At
    function entry and at every loop header we also check for a negative
    counter and execute ``unreachable``; the host then sees a negative counter
@@ -19,14 +20,22 @@ section, which is what makes the rest of the execution layer possible.
    instructions for the same message, as the IC requires of its replicas.
    Cost of an instruction: 0 for ``nop drop block loop else end unreachable
    return``, 1 for everything else (the default weights of wasmtime's fuel).
-2. **Dirty-page journal** (optional, used by the wasmtime engine).  Every
-   store to linear memory 0 (scalar stores, ``memory.fill``, ``memory.copy``,
-   ``memory.init``) first calls a helper that marks the touched 4 KiB pages in
-   a byte map (memory 1) and, on the first touch of a page in this message,
-   copies the page's previous contents to a journal (memory 2) and appends the
-   page index to a dirty list.  The host commits a message by clearing the
-   marks of the listed pages, and rolls a trapped message back by copying the
-   journaled pages back.  Both cost O(pages written), not O(heap size).
+2. **Dirty-page journal** (optional, used by the wasmtime engine).  Memory 1
+   holds, per 4 KiB page of memory 0, a *fast* byte and a *journaled* byte, then
+   the list of journaled pages, then the saved globals.  Before every scalar
+   store to memory 0 the instrumented code loads ``fast[addr >> 12]``; only if it
+   is clear does it call ``$pair(p)``, which journals pages ``p`` and ``p+1``
+   (copies each page's old contents to memory 2 on its first write in the
+   message, appends it to the list, sets ``journaled``) and sets ``fast[p]``.  A
+   store is at most 8 bytes, so it ends in ``p`` or ``p+1``: one load decides.
+   ``memory.fill``/``copy``/``init`` of at most 4096 bytes use the same test;
+   longer ones call ``$span`` for every page they touch.  A store off the same
+   unchanged local as an earlier checked store in the same segment, within 4096
+   bytes above it, skips the test (``_SameBase``).  The host commits a message
+   by clearing the bytes of the listed pages and rolls a trapped message back
+   by copying the journaled pages back: both O(pages written), not O(heap size).
+   The price is one byte load and branch per store, and one 4 KiB copy per page
+   written per message.
 3. The start function is removed and exported as ``__icp_start``, memory 0 as
    ``__icp_mem``, and every mutable global as ``__icp_g<index>`` so the host can
    run ``(start)`` under its own instruction limit and snapshot globals.  With the
@@ -256,7 +265,10 @@ def _blocktype(r: _Reader) -> None:
 _NO_IMM = frozenset([0x00, 0x01, 0x05, 0x0B, 0x0F, 0x1A, 0x1B, 0xD1, *range(0x45, 0xC5)])
 _U32_IMM = frozenset([0x0C, 0x0D, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0xD2])
 _ZERO_COST = frozenset([0x00, 0x01, 0x02, 0x03, 0x05, 0x0B, 0x0F, 0x1A])
-_SEGMENT_END = frozenset([0x00, 0x02, 0x03, 0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F])
+_SEGMENT_END = frozenset([0x00, 0x03, 0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F])
+"""Instructions after which control may not simply fall through to the next one, or
+before which another path may join: a segment (one counter update) ends there.
+``block`` is not one: its body always runs right after the code before it."""
 _STORE_SIZE = {0x36: 4, 0x37: 8, 0x38: 4, 0x39: 8, 0x3A: 1, 0x3B: 2, 0x3C: 1, 0x3D: 2, 0x3E: 4}
 _STORE_VALTYPE = {
     0x36: I32, 0x37: I64, 0x38: F32, 0x39: F64, 0x3A: I32, 0x3B: I32, 0x3C: I64, 0x3D: I64,
