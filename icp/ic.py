@@ -75,7 +75,7 @@ from icp.messaging.ingress import (
 )
 from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange, RoutingTable
 from icp.principal import Principal
-from icp.replica import Replica, ReplicaArtifact, StateMachine
+from icp.replica import Replica, ReplicaArtifact, StateMachine, response_fields
 from icp.sim.network import LinkModel, Network
 from icp.state.certification import (
     ReadStateError,
@@ -1027,18 +1027,8 @@ class InternetComputer:
         replica, response = self._execute_query(
             subnet.serving_replica(), sender, canister_id, method, arg
         )
-        fields: dict[str, Any]
-        if isinstance(response, Reply):
-            fields = {"status": "replied", "reply": {"arg": response.data}}
-        else:
-            fields = {
-                "status": "rejected",
-                "reject_code": int(response.code),
-                "reject_message": response.message,
-                "error_code": response.error_code or "",
-            }
-        signature = replica.sign_query_response(dict(fields, request_id=rid), self.now)
-        return cbor_encode(dict(fields, signatures=[signature]))
+        signature = replica.sign_response(response, rid, self.now)
+        return cbor_encode(dict(response_fields(response), signatures=[signature]))
 
     def run_query(
         self, replica: Replica, sender: Principal, canister_id: Principal, method: str, arg: bytes

@@ -65,7 +65,9 @@ from icp.consensus.dkg import DkgBackend, to_threshold_public_key
 from icp.consensus.genesis import SubnetSetup, make_replica
 from icp.consensus.replica import Batch, ConsensusReplica
 from icp.crypto import bls
-from icp.crypto.hashing import hash_of_map
+from icp.crypto.hashing import hash_of_map, hash_value, sha256
+from icp.execution.system_api import Reject, Reply
+from icp.leb128 import encode_unsigned
 from icp.messaging.ingress import (
     EnvelopeCache,
     IngressError,
@@ -159,6 +161,50 @@ def ingress_ids(batch: Batch, envelopes: EnvelopeCache | None = None) -> list[by
             continue
         out.append(message.message_id)
     return out
+
+
+def response_fields(response: Reply | Reject) -> dict[str, Any]:
+    """Return a query response's fields (the map M of the spec minus request id and time).
+
+    Spec: interface spec §1.6 (replied: ``reply: {arg}``; rejected: ``reject_code``,
+    ``reject_message``, ``error_code``).
+    """
+    if isinstance(response, Reply):
+        return {"status": "replied", "reply": {"arg": response.data}}
+    return {
+        "status": "rejected",
+        "reject_code": int(response.code),
+        "reject_message": response.message,
+        "error_code": response.error_code or "",
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def _response_pairs(response: Reply | Reject) -> tuple[bytes, ...]:
+    return tuple(
+        sha256(key.encode()) + hash_value(value) for key, value in response_fields(response).items()
+    )
+
+
+_REQUEST_ID_KEY: Final = sha256(b"request_id")
+_TIMESTAMP_KEY: Final = sha256(b"timestamp")
+
+
+def response_hash(response: Reply | Reject, request_id: bytes, timestamp: int) -> bytes:
+    """Return ``hash_of_map(M)`` of a query response with its request id and timestamp.
+
+    The same value as ``hash_of_map(dict(response_fields(response), request_id=...,
+    timestamp=...))``; the pairs of a response's own fields are computed once per
+    distinct response (a cached query result is signed again and again).
+    Spec: interface spec §1.6, §"Representation-independent hashing".
+    """
+    pairs = [
+        *_response_pairs(response),
+        _REQUEST_ID_KEY + sha256(request_id),
+        _TIMESTAMP_KEY + sha256(encode_unsigned(timestamp)),
+    ]
+    pairs.sort()
+    return sha256(b"".join(pairs))
 
 
 # ---------------------------------------------------------------------------- certifier
@@ -403,6 +449,21 @@ class Replica:
         """
         signed = dict(fields, timestamp=timestamp)
         message = RESPONSE_DOMAIN + hash_of_map(signed)
+        secret = self.setup.secrets[self.node].basic
+        return {
+            "timestamp": timestamp,
+            "signature": self.crypto.sign_basic(secret, message),
+            "identity": self.node_id.raw,
+        }
+
+    def sign_response(
+        self, response: Reply | Reject, request_id: bytes, timestamp: int
+    ) -> dict[str, Any]:
+        """Return the node signature ``{timestamp, signature, identity}`` of a query answer.
+
+        Spec: interface spec §1.6 (``"\\x0Bic-response" || hash_of_map(M)``, Ed25519).
+        """
+        message = RESPONSE_DOMAIN + response_hash(response, request_id, timestamp)
         secret = self.setup.secrets[self.node].basic
         return {
             "timestamp": timestamp,
@@ -758,4 +819,6 @@ __all__ = [
     "ingress_ids",
     "node_id_of",
     "node_public_key_der",
+    "response_fields",
+    "response_hash",
 ]

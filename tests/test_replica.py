@@ -7,13 +7,25 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from icp import InternetComputer, Principal
 from icp.consensus.config import MINIMAL
 from icp.consensus.crypto import CachingCrypto, RealCrypto, VerificationCache
 from icp.consensus.genesis import make_subnet
 from icp.crypto import bls
-from icp.replica import Certifier, Replica, ReplicaArtifact, ReplicaError, node_id_of
+from icp.crypto.hashing import hash_of_map
+from icp.execution.system_api import Reject, Reply
+from icp.replica import (
+    Certifier,
+    Replica,
+    ReplicaArtifact,
+    ReplicaError,
+    node_id_of,
+    node_public_key_der,
+    response_fields,
+    response_hash,
+)
 from icp.state.certification import (
     Certification,
     CertificationContent,
@@ -186,3 +198,21 @@ def test_persisted_consensus_artifacts_decode_and_refuse_damage(tmp_path: Path) 
         codec.decode(cups[0].read_bytes()[:-5])
     with pytest.raises(CodecError):
         codec.decode(codec.encode({"x": 1}).replace(b"$d", b"$\x00"))
+
+
+@pytest.mark.parametrize(
+    "response",
+    [Reply(b"DIDL\x00\x01\x7d\x05"), Reject(4, "no thanks", "IC0406"), Reject(5, "trap", "")],
+)
+def test_response_hash_is_hash_of_map_and_the_signature_verifies(response: Reply | Reject) -> None:
+    replica = subnet_replicas(1)[0]
+    rid, timestamp = hashlib.sha256(b"query").digest(), 1_700_000_000_123_456_789
+    expected = hash_of_map(dict(response_fields(response), request_id=rid, timestamp=timestamp))
+    assert response_hash(response, rid, timestamp) == expected
+    assert response_hash(response, rid, timestamp + 1) != expected  # no stale memo
+    signed = replica.sign_response(response, rid, timestamp)
+    assert signed["timestamp"] == timestamp and signed["identity"] == replica.node_id.raw
+    der = node_public_key_der(replica.setup.membership.nodes[replica.node].basic)
+    Ed25519PublicKey.from_public_bytes(der[-32:]).verify(
+        signed["signature"], b"\x0bic-response" + expected
+    )
