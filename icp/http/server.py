@@ -38,9 +38,9 @@ from icp.http.backend import (
     request_content,
     resolve_effective_canister_id,
 )
+from icp.http.wire import ApiSite
 from icp.ic import CallResult, ICError
 from icp.principal import Principal
-from icp.types import NANOS_PER_SECOND
 
 if TYPE_CHECKING:
     from icp.ic import InternetComputer
@@ -54,6 +54,8 @@ SYNC_CALL_TIMEOUT: Final = 10.0
 """Seconds ``/api/v3/.../call`` waits for a certified answer before answering 202."""
 CLOCK_STEP: Final = 50_000_000
 """Largest slice of virtual time (ns) run before yielding to pending requests."""
+CLOCK_POLL: Final = 0.001
+"""Seconds the clock driver sleeps when the IC has caught up with the wall clock."""
 LISTEN_BACKLOG: Final = 1024
 """Pending connections the listening socket queues (aiohttp's default of 128 drops the
 SYNs of larger bursts of clients, which then wait out TCP's 1-3-7 s retransmissions)."""
@@ -151,9 +153,9 @@ class Metrics:
     requests: int = 0
     errors: int = 0
     backend_seconds: float = 0.0
-    """Wall time spent inside the IC answering requests (query, submit, certificates)."""
+    """CPU time spent inside the IC answering requests (query, submit, certificates)."""
     clock_seconds: float = 0.0
-    """Wall time spent running the IC's consensus to keep up with the wall clock."""
+    """CPU time spent running the IC's consensus to keep up with the wall clock."""
 
     def ingress_rate(self, now: float, window: float = 10.0) -> float:
         """Return accepted ingress messages per second over the last ``window`` seconds."""
@@ -196,11 +198,11 @@ class HttpFrontend:
         ecid = resolve_effective_canister_id(
             self.backend.topology, parse_principal(ecid_text), body
         )
-        start = _time.perf_counter()
+        start = _time.thread_time()
         try:
             rid = self.backend.submit_call(body, ecid)
         finally:
-            self.metrics.backend_seconds += _time.perf_counter() - start
+            self.metrics.backend_seconds += _time.thread_time() - start
         self.metrics.ingress_times.append(_time.monotonic())
         return rid, ecid
 
@@ -242,7 +244,7 @@ class HttpFrontend:
         The certified status is looked up first (cheap); only a terminal one pays for a
         certificate.
         """
-        start = _time.perf_counter()
+        start = _time.thread_time()
         try:
             status = self.backend.request_status(rid, ecid)
             if status is None or status.status.value not in TERMINAL_STATUSES:
@@ -251,7 +253,7 @@ class HttpFrontend:
         except ICError as exc:
             return None if exc.http_status == 408 else error_reply(exc)
         finally:
-            self.metrics.backend_seconds += _time.perf_counter() - start
+            self.metrics.backend_seconds += _time.thread_time() - start
 
     def wake_waiters(self) -> None:
         """Answer the synchronous calls whose outcome is now certified."""
@@ -270,11 +272,11 @@ class HttpFrontend:
             ecid = resolve_effective_canister_id(
                 self.backend.topology, parse_principal(ecid_text), body
             )
-            start = _time.perf_counter()
+            start = _time.thread_time()
             try:
                 return HttpReply(200, self.backend.query(body, ecid), CBOR)
             finally:
-                self.metrics.backend_seconds += _time.perf_counter() - start
+                self.metrics.backend_seconds += _time.thread_time() - start
         except ICError as exc:
             return error_reply(exc)
 
@@ -403,24 +405,26 @@ class HttpFrontend:
         """Keep the IC's virtual time level with the wall clock, forever.
 
         Runs at most ``CLOCK_STEP`` of virtual time at once, then yields so that
-        requests are served between steps.
+        requests are served between steps: at once while the IC lags behind the wall
+        clock, else for ``CLOCK_POLL`` seconds (the wall clock moves on continuously,
+        so yielding without sleeping would spin the loop and burn a core for nothing).
+        After each step, synchronous calls are answered if a subnet certified a new
+        height.
         """
         ic: Any = self.backend
         heights: tuple[int | None, ...] = ()
         while True:
             target = self.clock()
             if ic.now < target:
-                start = _time.perf_counter()
+                start = _time.thread_time()
                 ic.run_until(min(target, ic.now + CLOCK_STEP))
-                self.metrics.clock_seconds += _time.perf_counter() - start
+                self.metrics.clock_seconds += _time.thread_time() - start
                 if self._waiters:
                     now = tuple(s.serving_replica().state.certified_height for s in ic.subnets)
                     if now != heights:
                         heights = now
                         self.wake_waiters()
-                await asyncio.sleep(0)
-            else:
-                await asyncio.sleep(max(0.001, (ic.now - target) / NANOS_PER_SECOND))
+            await asyncio.sleep(0 if ic.now < target else CLOCK_POLL)
 
 
 def _mime(reply: HttpReply) -> str:
@@ -445,11 +449,9 @@ async def serve(
     runner = web.AppRunner(frontend.application(), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
+        site = ApiSite(runner, frontend, host=host, port=port, backlog=LISTEN_BACKLOG)
         await site.start()
-        server: Any = site._server
-        sockets = server.sockets if server is not None else ()
-        bound = int(sockets[0].getsockname()[1]) if sockets else port
+        bound = site.port
         if ready is not None:
             ready(bound)
         await (stop or asyncio.Event()).wait()
@@ -485,10 +487,9 @@ class BackgroundServer:
 
         async def start() -> None:
             await self.runner.setup()
-            site = web.TCPSite(self.runner, host, port, backlog=LISTEN_BACKLOG)
+            site = ApiSite(self.runner, self.frontend, host=host, port=port, backlog=LISTEN_BACKLOG)
             await site.start()
-            server: Any = site._server
-            self.port = int(server.sockets[0].getsockname()[1])
+            self.port = site.port
 
         def main() -> None:
             try:

@@ -12,6 +12,7 @@ from typing import Any
 from icp.crypto.hashing import cbor_decode
 from icp.crypto.user_sig import Ed25519Identity, principal_of
 from icp.http.server import HttpFrontend, wall_clock_ns
+from icp.http.wire import ApiSite
 from icp.ic import InternetComputer
 from icp.principal import Principal
 from icp.testing import call_content, envelope, read_state_content
@@ -34,10 +35,9 @@ class ServerThread:
         async def run() -> None:
             self.runner = web.AppRunner(self.frontend.application(), access_log=None)
             await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", 0, backlog=1024)
+            site = ApiSite(self.runner, self.frontend, host="127.0.0.1", port=0, backlog=1024)
             await site.start()
-            server: Any = site._server
-            self.port = int(server.sockets[0].getsockname()[1])
+            self.port = site.port
             self._ready.set()
 
         def main() -> None:
