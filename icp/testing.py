@@ -771,33 +771,37 @@ class PocketIC:
         return int(self._canister(canister_id).cycles)
 
     def get_stable_memory(self, canister_id: Any) -> bytes:
-        """Return the canister's stable memory contents."""
-        runtime = self._canister(canister_id).runtime
-        if runtime is None:
-            return b""
-        stable = runtime.stable
-        return stable.read(0, stable.size_bytes)
+        """Return the canister's stable memory in its latest certified state."""
+        cid = _principal(canister_id)
+        self._sync()
+        self._route(cid)
+        try:
+            return self.ic.get_stable_memory(cid)
+        except ICError as exc:
+            raise ServerError(400, f"CanisterNotFound({cid}): {exc.message}") from None
 
     def set_stable_memory(
         self, canister_id: Any, data: bytes, compression: str | None = None
     ) -> None:
         """Replace the canister's stable memory with ``data`` (``compression="gzip"``: gzipped).
 
-        Raises ``NotImplementedError`` when the IC offers no way to do it.
+        A replicated state change: every replica of the subnet applies it at the same
+        height, which is certified before this returns (``InternetComputer.set_stable_memory``).
+        The memory becomes whole 64 KiB pages: ``data``, then zeros.
+        Spec: pocket-ic package ``PocketIC.set_stable_memory``.
         """
         if compression == "gzip":
             data = gzip.decompress(data)
         elif compression is not None:
             raise ValueError('only "gzip" compression is supported')
         cid = _principal(canister_id)
-        setter = getattr(self.ic, "set_stable_memory", None)
-        if setter is None:
-            raise NotImplementedError(
-                "set_stable_memory: InternetComputer has no set_stable_memory yet"
-            )
         self._sync()
         self._route(cid)
-        setter(cid, bytes(data))
+        try:
+            self.ic.set_stable_memory(cid, bytes(data))
+        except ICError as exc:
+            name = "CanisterIsEmpty" if exc.error_code == "IC0537" else "CanisterNotFound"
+            raise ServerError(exc.http_status, f"{name}({cid}): {exc.message}") from None
 
     # -- calls ----------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from icp.candid import decode, encode
 from icp.candid.types import Nat
 from icp.crypto.certificate import Certificate
 from icp.crypto.user_sig import Ed25519Identity, principal_of
-from icp.ic import InternetComputer
 from icp.testing import (
     TOPOLOGY_FILE,
     PocketIC,
@@ -328,18 +327,28 @@ def test_del_releases_the_instance_at_once() -> None:
     assert server.list_instances() == ["Deleted"] * 3
 
 
-def test_set_stable_memory() -> None:
-    pic = PocketIC()
+def test_set_stable_memory(tmp_path: Path) -> None:
+    pic = PocketIC(state_dir=tmp_path)
     canister_id = pic.create_canister()
     pic.install_code(canister_id, wasmtime.wat2wasm(STABLE_WAT), [])
     with pytest.raises(ValueError, match="gzip"):
         pic.set_stable_memory(canister_id, b"x", compression="zstd")
-    if not hasattr(InternetComputer, "set_stable_memory"):
-        with pytest.raises(NotImplementedError, match="set_stable_memory"):
-            pic.set_stable_memory(canister_id, b"data")
-        return
     pic.set_stable_memory(canister_id, gzip.compress(b"compressed data"), compression="gzip")
-    assert pic.get_stable_memory(canister_id).startswith(b"compressed data")
+    stable = pic.get_stable_memory(canister_id)
+    assert stable == b"compressed data" + bytes(65536 - 15)  # whole 64 KiB pages
+    data = bytes(range(256)) * 300  # 76,800 bytes: two pages
+    pic.set_stable_memory(canister_id, data)
+    assert pic.get_stable_memory(canister_id) == data + bytes(2 * 65536 - len(data))
+    # the canister sees it, and keeps writing over it
+    pic.update_call(canister_id, "put", b"ABC")
+    assert pic.get_stable_memory(canister_id)[:4] == b"ABC\x03"
+    # the change survives a restart
+    del pic
+    again = PocketIC(SubnetConfig(state_dir=tmp_path))
+    assert again.get_stable_memory(canister_id)[:4] == b"ABC\x03"
+    empty = again.create_canister()
+    with pytest.raises(ServerError, match="CanisterIsEmpty"):
+        again.set_stable_memory(empty, b"data")
 
 
 def test_submit_and_await_calls(counter_wasm: bytes) -> None:

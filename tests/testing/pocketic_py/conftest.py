@@ -16,28 +16,17 @@ import pytest
 import wasmtime
 
 from icp.build import compile_motoko
-from icp.ic import InternetComputer
 
 HERE = Path(__file__).resolve().parent
 COUNTER = HERE / "examples" / "counter_canister"
 LEDGER = HERE / "examples" / "ledger_canister"
 
-_NO_SET_STABLE = not hasattr(InternetComputer, "set_stable_memory")
 KNOWN_GAPS: dict[str, tuple[bool, str]] = {
     "test_create_canister_with_id": (
         True,
         "a duplicate specified_id is rejected as IC0408 InvalidManagementPayload, not IC0538 "
         "CanisterAlreadyInstalled; and an id outside every subnet's ranges gets no new subnet",
     ),
-    "test_set_get_stable_memory_no_compression": (
-        _NO_SET_STABLE,
-        "InternetComputer.set_stable_memory does not exist yet",
-    ),
-    "test_set_get_stable_memory_with_compression": (
-        _NO_SET_STABLE,
-        "InternetComputer.set_stable_memory does not exist yet",
-    ),
-    "test_store_restore_state": (_NO_SET_STABLE, "uses set_stable_memory"),
 }
 
 
