@@ -172,7 +172,10 @@ def _view(
     balance: int,
     replicated: bool = True,
     data_certificate: bytes | None = None,
+    freezing_limit: int | None = None,
 ) -> CanisterView:
+    if freezing_limit is None:
+        freezing_limit = get_freezing_limit(state, env)
     return CanisterView(
         canister_id=state.canister_id,
         subnet_id=env.subnet_id,
@@ -180,7 +183,7 @@ def _view(
         status=int(state.status),
         version=state.version,
         balance=balance,
-        freezing_limit=get_freezing_limit(state, env),
+        freezing_limit=freezing_limit,
         time=time,
         global_timer=state.global_timer,
         certified_data=state.certified_data,
@@ -292,6 +295,8 @@ def _apply_effects(
     res: _RunResult,
     cc_id: int,
     outputs: list[Output],
+    *,
+    cycles: int,
 ) -> CanisterState:
     """Register calls, deliver the response and record state changes of a successful run."""
     api = res.api
@@ -317,17 +322,20 @@ def _apply_effects(
     contexts = dict(state.call_contexts)
     cc = contexts.get(cc_id)
     if cc is not None:
-        cc = attrs.evolve(
-            cc,
-            cycles_available=cc.cycles_available - api.cycles_accepted,
-            instructions=cc.instructions + res.used,
-        )
+        available = cc.cycles_available - api.cycles_accepted
         if api.response is not None and not cc.responded:
-            outputs.extend(_respond(state, cc.origin, api.response, cc.cycles_available))
-            cc = attrs.evolve(cc, responded=True, cycles_available=0)
+            outputs.extend(_respond(state, cc.origin, api.response, available))
+            cc = attrs.evolve(
+                cc, responded=True, cycles_available=0, instructions=cc.instructions + res.used
+            )
+        else:
+            cc = attrs.evolve(
+                cc, cycles_available=available, instructions=cc.instructions + res.used
+            )
         contexts[cc_id] = cc
     return attrs.evolve(
         state,
+        cycles=cycles,
         callbacks=callbacks,
         call_contexts=contexts,
         next_id=next_id,
@@ -400,15 +408,15 @@ def execute_request(
             )
         return reject(CanisterError.of(ErrorCode.CANISTER_METHOD_NOT_FOUND, text))
     balance = state.cycles
+    flimit = get_freezing_limit(state, env)
     if isinstance(message, IngressMessage) and not message.induction_fee_paid:
         fee = ingress_induction_cost(env.fees, message.size_bytes, env.subnet_size)
-        if balance - fee < get_freezing_limit(state, env):
-            return reject(_out_of_cycles(cid, fee, balance, get_freezing_limit(state, env)))
+        if balance - fee < flimit:
+            return reject(_out_of_cycles(cid, fee, balance, flimit))
         balance -= fee
     limit = env.limits.max_instructions_per_message
     wasm64 = rt.is_wasm64()
     prepay = execution_cost(env.fees, limit, env.subnet_size, wasm64=wasm64)
-    flimit = get_freezing_limit(state, env)
     if balance - prepay < flimit:
         st = attrs.evolve(state, cycles=balance)
         return reject(_out_of_cycles(cid, prepay, balance, flimit), st)
@@ -427,7 +435,7 @@ def execute_request(
             ctx, caller=message.sender, arg=message.arg, method_name=message.method_name,
             cycles_available=cycles,
         ),
-        _view(state, env, time, balance),
+        _view(state, env, time, balance, freezing_limit=flimit),
         rt.stable, env.limits, env.fees, limit,
     )  # fmt: skip
     res = _run(state, f"canister_{kind} {message.method_name}", api, limit, keep=kind == "update")
@@ -442,8 +450,7 @@ def execute_request(
         del contexts[cc_id]
         return attrs.evolve(state, call_contexts=contexts), outputs
     if kind == "update":
-        state = attrs.evolve(state, cycles=api.balance + refund)
-        state = _apply_effects(state, res, cc_id, outputs)
+        state = _apply_effects(state, res, cc_id, outputs, cycles=api.balance + refund)
     else:  # replicated query: only the response survives
         state = attrs.evolve(state, cycles=balance + refund)
         if api.response is not None:
@@ -519,8 +526,7 @@ def execute_response(
     # the execution cost is covered by the prepayment made at call_perform time
     net = exec_prepaid - (exec_prepaid - refund)
     if res.trap is None:
-        state = attrs.evolve(state, cycles=api.balance + net)
-        state = _apply_effects(state, res, cb.call_context_id, outputs)
+        state = _apply_effects(state, res, cb.call_context_id, outputs, cycles=api.balance + net)
         return _finish_call_context(state, cb.call_context_id, outputs), outputs
     state = attrs.evolve(state, cycles=balance + net)
     if cb.cleanup is not None and state.runtime is not None:
@@ -622,8 +628,7 @@ def _execute_task(
         contexts = dict(state.call_contexts)
         del contexts[cc_id]
         return attrs.evolve(state, cycles=balance + refund, call_contexts=contexts), outputs
-    state = attrs.evolve(state, cycles=api.balance + refund)
-    state = _apply_effects(state, res, cc_id, outputs)
+    state = _apply_effects(state, res, cc_id, outputs, cycles=api.balance + refund)
     return _finish_call_context(state, cc_id, outputs), outputs
 
 

@@ -766,7 +766,7 @@ def instrument(
     types = list(m.types)
     span_t = len(types)
     mark_t = span_t + 1
-    save_t = span_t + 2
+    save_t = span_t + 2  # () -> (): also $restore, $commit, $rollback
     pair_t = span_t + 3
     types += [FuncType((I64, I64), ()), FuncType((I64,), ())]
     types += [FuncType((), ()), FuncType((I32,), ())]
@@ -890,14 +890,17 @@ def instrument(
             _save_globals_body(saved, globals_offset),
             _restore_globals_body(saved, globals_offset),
             _pair_body(mark_f, A),
+            _finish_body(A, dirty_count, bytemap_pages, None),
+            _finish_body(A, dirty_count, bytemap_pages, span_f + 3),
         ]
     else:
         # keep the function index space identical: trivial helpers (pair takes a param)
-        new_code += [b"\x02\x00\x0b"] * 5
+        new_code += [b"\x02\x00\x0b"] * 7
     sections[10] = _vec(new_code)
     sections[1] = _vec([_functype(t) for t in types])
     func_sec = _Reader(sections.get(3, b"\x00"))
-    fidx = [func_sec.u() for _ in range(func_sec.u())] + [span_t, mark_t, save_t, save_t, pair_t]
+    helpers = [span_t, mark_t, save_t, save_t, pair_t, save_t, save_t]
+    fidx = [func_sec.u() for _ in range(func_sec.u())] + helpers
     sections[3] = _vec([uleb(i) for i in fidx])
     if m.memory is not None:
         mem = m.memory
@@ -930,6 +933,8 @@ def instrument(
                 _export("__icp_journal", 2, 2),
                 _export("__icp_save_globals", 0, span_f + 2),
                 _export("__icp_restore_globals", 0, span_f + 3),
+                _export("__icp_commit", 0, span_f + 5),
+                _export("__icp_rollback", 0, span_f + 6),
             ]
     if m.start is not None:
         extra.append(_export("__icp_start", 0, m.start))
@@ -1018,6 +1023,39 @@ def _restore_globals_body(saved: tuple[tuple[int, int], ...], offset: int) -> by
         load, flags = _GLOBAL_LOAD[t]
         body += b"\x41\x00" + bytes([load, flags, 1]) + uleb(offset + 8 * k) + b"\x24" + uleb(gi)
     body += b"\x0b"
+    return uleb(len(body)) + body
+
+
+def _finish_body(addr: int, dirty_count: int, bytemap_pages: int, restore_f: int | None) -> bytes:
+    """``$commit()`` / ``$rollback()``: end the transaction in one call from the host.
+
+    Both clear ``fast`` and ``journaled`` of every listed page and empty the list;
+    ``$rollback`` first copies each journaled page back from memory 2 and finally
+    calls ``$restore`` (the globals).  Cost: O(pages written).
+    """
+    wide = addr == I64
+    to_a = b"\xad\x42\x0c\x86" if wide else b"\x41\x0c\x74"  # (as address) << 12
+    page_len = b"\x42\x80\x20" if wide else b"\x41\x80\x20"
+    cnt = uleb(dirty_count)
+    copy_back = (
+        b"\x20\x01" + to_a + b"\x20\x00" + to_a + page_len + b"\xfc\x0a\x00\x02"
+        if restore_f is not None
+        else b""
+    )
+    body = (
+        b"\x01\x02\x7f"  # locals: i, p (i32)
+        + b"\x02\x40\x03\x40"  # block loop
+        + b"\x20\x00\x23" + cnt + b"\x4f\x0d\x01"  # br_if 1 (i >= count)
+        + b"\x20\x00\x41\x02\x74\x28\x42\x01" + uleb(2 * bytemap_pages) + b"\x21\x01"
+        + copy_back
+        + b"\x20\x01\x41\x00\x3a\x40\x01\x00"  # fast[p] = 0
+        + b"\x20\x01\x41\x00\x3a\x40\x01" + uleb(bytemap_pages)  # journaled[p] = 0
+        + b"\x20\x00\x41\x01\x6a\x21\x00\x0c\x00"  # i += 1; br 0
+        + b"\x0b\x0b"
+        + b"\x41\x00\x24" + cnt
+        + (b"\x10" + uleb(restore_f) if restore_f is not None else b"")
+        + b"\x0b"
+    )  # fmt: skip
     return uleb(len(body)) + body
 
 

@@ -251,6 +251,14 @@ class WasmtimeInstance:
             ctypes.addressof(restore._func) if isinstance(restore, wasmtime.Func) and saved else 0
         )
         self._func_addrs: dict[str, int] = {}
+        commit = ex.get("__icp_commit")
+        rollback = ex.get("__icp_rollback")
+        self._commit_addr = (
+            ctypes.addressof(commit._func) if isinstance(commit, wasmtime.Func) else 0
+        )
+        self._rollback_addr = (
+            ctypes.addressof(rollback._func) if isinstance(rollback, wasmtime.Func) else 0
+        )
 
     def _host_call(self, env: int | None, caller: Any, raw: Any, n: int) -> int:
         """Run ``ic0.<name>`` for the import with index ``env`` (unchecked host function)."""
@@ -408,6 +416,9 @@ class WasmtimeInstance:
         bm, jm = self._bm, self._jm
         if bm is None:
             return
+        if self._commit_addr:
+            self._call(self._commit_addr, (), False)
+            return
         if len(pages) > _MEMSET_THRESHOLD:  # both maps, constant size: 2 x max heap / 4 KiB
             ctypes.memset(self._bm_base, 0, self._im.list_offset)
         else:  # fast[p] is only ever set for a journaled p
@@ -450,6 +461,10 @@ class WasmtimeInstance:
 
     def rollback(self) -> None:
         """Undo the changes: restore journaled pages, globals and memory size."""
+        if self._rollback_addr:
+            self._call(self._rollback_addr, (), False)  # pages, marks, numeric globals
+            self._finish_rollback()
+            return
         pages = self._dirty_list()
         if pages and self._journal is not None and self._mem is not None:
             heap = self._heap()
@@ -461,6 +476,9 @@ class WasmtimeInstance:
         self._clear_marks(pages)
         if self._restore_addr:
             self._call(self._restore_addr, (), False)
+        self._finish_rollback()
+
+    def _finish_rollback(self) -> None:
         for (_, g), (_, v) in zip(self._other_globals, self._globals_before, strict=True):
             g.set_value(self._store, v)
         if self.size() != self._size_before:
