@@ -191,10 +191,20 @@ class IcPayloadBuilder:
         def included(message_id: bytes) -> bool:
             return message_id in in_past or history.get(message_id) is not None
 
+        routable: dict[tuple[bytes, bytes], bool] = {}  # per (canister, management target)
+
+        def ours(message: SignedIngress) -> bool:
+            key = (
+                message.canister_id.raw,
+                message.arg if message.canister_id.raw == MANAGEMENT_CANISTER else b"",
+            )
+            known = routable.get(key)
+            if known is None:
+                known = routable[key] = self._routable(state, message)
+            return known
+
         candidates = [
-            m
-            for m in self.pool.messages()
-            if self._routable(state, m) and m.size <= limits.max_message_bytes
+            m for m in self.pool.messages() if m.size <= limits.max_message_bytes and ours(m)
         ]
         seed = hashlib.sha256(b"ingress-selection" + height.to_bytes(8, "big")).digest()
         selected = select_ingress(candidates, time, included, seed, limits=limits)

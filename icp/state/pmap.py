@@ -200,11 +200,12 @@ class PMap(Mapping[bytes, V], Generic[V]):
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, bytes):
             return False
-        try:
-            self[key]
-        except KeyError:
-            return False
-        return True
+        node = self._root
+        while node is not None:
+            if key == node.key:
+                return True
+            node = node.left if key < node.key else node.right
+        return False
 
     def __len__(self) -> int:
         return self._len
