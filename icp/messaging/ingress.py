@@ -422,6 +422,7 @@ class EnvelopeCache:
         self, data: bytes, limits: IngressLimits = APPLICATION_SUBNET_LIMITS
     ) -> SignedIngress:
         """Return ``parse_call_envelope(data, limits=limits)``; raise ``IngressError``."""
+        data = data if type(data) is bytes else bytes(data)
         cached = self._entries.get(data)
         if cached is not None and (cached[0] is limits or cached[0] == limits):
             self.hits += 1
@@ -442,6 +443,7 @@ class EnvelopeCache:
         content that has no request id.
         Spec: interface spec §"Envelope", §"Request ids".
         """
+        data = data if type(data) is bytes else bytes(data)
         cached = self._requests.get(data)
         if cached is not None and (cached[0] is limits or cached[0] == limits):
             self.hits += 1

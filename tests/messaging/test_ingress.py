@@ -289,3 +289,11 @@ def test_selection_never_exceeds_limits(
         used = sum(m.size for m in chosen)
         chosen_ids = {m.message_id for m in chosen}
         assert all(used + m.size > max_bytes for m in messages if m.message_id not in chosen_ids)
+
+
+def test_envelope_cache_accepts_any_bytes_like_body() -> None:
+    cache = EnvelopeCache()
+    body = cbor_encode({"content": content(nonce=b"b")})
+    assert cache.parse_call(bytearray(body)) == cache.parse_call(memoryview(body))
+    envelope, rid = cache.parse_request(bytearray(body))
+    assert rid == request_id(content(nonce=b"b")) and envelope["content"]
