@@ -1,0 +1,150 @@
+"""The raw HTTP/1.1 hot path: keep-alive, ordering, framing, and hand-off to aiohttp.
+
+Spec: RFC 9112 (message framing, persistent connections, pipelining order);
+interface spec §1.1 (endpoints, status codes).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from icp.candid import encode
+from icp.execution.management import ProvisionalCreateArgs
+from icp.principal import Principal
+from tests.http.helpers import ServerThread, call_body, decode, identity, new_ic
+
+pytestmark = pytest.mark.timeout(120)
+ALICE = identity(7)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerThread]:
+    srv = ServerThread(new_ic(nodes=1, seed=11))
+    yield srv
+    srv.stop()
+
+
+def post(path: str, body: bytes, extra: str = "", port: int = 0) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/cbor\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    )
+    return head.encode() + body
+
+
+def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """Read one Content-Length-framed response from ``sock`` (leftovers stay in buffer)."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before a response"
+        buffer += chunk
+    end = buffer.index(b"\r\n\r\n")
+    lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    size = int(headers.get("content-length", "0"))
+    while len(buffer) < end + 4 + size:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside a body"
+        buffer += chunk
+    body = bytes(buffer[end + 4 : end + 4 + size])
+    del buffer[: end + 4 + size]
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+def connect(server: ServerThread) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=30)
+
+
+def provisional_create(who: int) -> bytes:
+    arg = encode(
+        [ProvisionalCreateArgs],
+        [{"amount": 10**12, "settings": None, "specified_id": None,
+          "sender_canister_version": None}],
+    )  # fmt: skip
+    mgmt = Principal.management_canister()
+    return call_body(identity(who), mgmt, "provisional_create_canister_with_cycles", arg)
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(
+    server: ServerThread,
+) -> None:
+    ecid = server.ic.applications[0].ranges[0].start.to_text()
+    missing = Principal.from_canister_index(9).to_text()
+    query = call_body(ALICE, Principal.from_text(missing), "get", b"DIDL\0\0", request_type="query")
+    with connect(server) as sock:
+        # a synchronous call (waits for consensus), then a status and a query, sent at once
+        sock.sendall(
+            post(f"/api/v3/canister/{ecid}/call", provisional_create(8))
+            + b"GET /api/v2/status HTTP/1.1\r\nHost: x\r\n\r\n"
+            + post(f"/api/v2/canister/{missing}/query", query)
+        )
+        buffer = bytearray()
+        status, headers, body = read_response(sock, buffer)
+        assert status == 200 and decode(body)["status"] == "replied"
+        assert headers["access-control-allow-origin"] == "*"
+        status, _, body = read_response(sock, buffer)
+        assert status == 200 and "root_key" in decode(body)
+        status, _, body = read_response(sock, buffer)
+        assert status == 200 and decode(body)["status"] == "rejected"
+        assert not buffer
+
+
+def test_body_split_across_segments_and_connection_close(server: ServerThread) -> None:
+    request = b"GET /api/v2/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with connect(server) as sock:
+        for i in range(0, len(request), 7):
+            sock.sendall(request[i : i + 7])
+        buffer = bytearray()
+        status, headers, _ = read_response(sock, buffer)
+        assert status == 200 and headers["connection"] == "close"
+        assert sock.recv(1) == b""  # the server closed the connection
+
+
+def test_odd_requests_are_handed_to_aiohttp_mid_connection(server: ServerThread) -> None:
+    ecid = server.ic.applications[0].ranges[0].start.to_text()
+    with connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"GET /api/v2/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buffer)[0] == 200
+        # a CORS preflight: not a hot-path request, aiohttp answers on the same connection
+        sock.sendall(f"OPTIONS /api/v2/canister/{ecid}/call HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, headers, _ = read_response(sock, buffer)
+        assert status == 204 and headers["access-control-allow-methods"].startswith("GET")
+        # from now on aiohttp owns the connection and still serves the API
+        sock.sendall(b"GET /api/v2/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buffer)[0] == 200
+    cases = [
+        (b"GET /api/v2/canister/" + ecid.encode() + b"/query HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (post(f"/api/v2/canister/{ecid}/query", b"x", "Transfer-Encoding: chunked\r\n"), 400),
+        (b"GET /api/v2/status HTTP/1.0\r\n\r\n", 200),
+        (b"GET /api/v9/nothing HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        (b"BREW /api/v2/status HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ]  # fmt: skip
+    for request, expected in cases:
+        with connect(server) as sock:
+            sock.sendall(request)
+            status, _, body = read_response(sock, bytearray())
+            assert status == expected, (request[:60], status, body[:200])
+
+
+def test_hot_path_errors_match_the_endpoints(server: ServerThread) -> None:
+    ecid = server.ic.applications[0].ranges[0].start.to_text()
+    with connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(post(f"/api/v2/canister/{ecid}/query", b"\xff\x00garbage"))
+        status, headers, body = read_response(sock, buffer)
+        assert status == 400 and headers["content-type"].startswith("text/plain") and body
+        sock.sendall(post("/api/v2/canister/not-a-principal/call", b"\xa0"))
+        status, _, body = read_response(sock, buffer)
+        assert status == 400 and b"invalid effective canister id" in body
+        sock.sendall(post(f"/api/v2/canister/{ecid}/query", b"\xa0").replace(b"cbor", b"json"))
+        status, _, body = read_response(sock, buffer)
+        assert status == 400 and b"content-type" in body
+    before = server.frontend.metrics.requests
+    with connect(server) as sock:
+        sock.sendall(b"GET /api/v2/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(sock, bytearray())
+    assert server.frontend.metrics.requests == before + 1
