@@ -33,7 +33,13 @@ from icp.crypto.hashing import cbor_encode
 from icp.crypto.hashtree import HashTree, Path
 from icp.principal import Principal
 from icp.state.replicated_state import ReplicatedState, StateError
-from icp.state.tree import StateTreeBuilder, metadata_sections, witness, witness_cbor_value
+from icp.state.tree import (
+    StateTreeBuilder,
+    WitnessIndex,
+    metadata_sections,
+    witness,
+    witness_cbor_value,
+)
 from icp.types import Height, NodeIndex
 
 MAX_READ_STATE_PATHS: Final = 1000
@@ -179,12 +185,14 @@ def certificate_for(
     *,
     builder: StateTreeBuilder | None = None,
     tree: HashTree | None = None,
+    index: WitnessIndex | None = None,
 ) -> bytes:
     """Return the CBOR certificate revealing ``paths`` (and ``/time``) of ``state``.
 
     ``tree`` may be passed when the caller already built the state's tree; otherwise
-    it is built (with ``builder`` if given).  Raises ``CertificationError`` if the
-    certification is not for this state.
+    it is built (with ``builder`` if given); ``index`` (of that tree) speeds up
+    repeated witnesses.  Raises ``CertificationError`` if the certification is not
+    for this state.
     Spec: interface spec §"Certification" (certificate = pruned tree + signature +
     optional delegation; ``/time`` is always included).
     """
@@ -198,7 +206,11 @@ def certificate_for(
         if len(certification.signature) != bls.SIGNATURE_SIZE:
             raise CertificateError("a certificate signature is 48 bytes")
         body: dict[str, object] = {
-            "tree": witness_cbor_value(tree, [["time"], *paths]),
+            "tree": witness_cbor_value(
+                tree,
+                [["time"], *paths],
+                index if index is not None and index.tree is tree else None,
+            ),
             "signature": certification.signature,
         }
         if delegation is not None:

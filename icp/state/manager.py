@@ -47,7 +47,7 @@ from icp.state.checkpoint import (
 from icp.state.codec import Codec
 from icp.state.replicated_state import ReplicatedState, StateError
 from icp.state.stream_certification import certified_stream_slice
-from icp.state.tree import StateTreeBuilder
+from icp.state.tree import StateTreeBuilder, WitnessIndex
 from icp.types import Height
 
 
@@ -57,6 +57,12 @@ class _Entry:
     tree: HashTree
     certification: Certification | None = None
     state_hash: bytes | None = None  # manifest hash, at checkpoint heights
+    index: WitnessIndex | None = None  # made when the first certificate is witnessed
+
+    def witness_index(self) -> WitnessIndex:
+        if self.index is None:
+            self.index = WitnessIndex(self.tree)
+        return self.index
 
 
 class StateManager:
@@ -194,7 +200,9 @@ class StateManager:
         Spec: interface spec §"Request: Read state".
         """
         entry, cert = self._certified_entry()
-        return certificate_for(entry.state, cert, list(paths), delegation, tree=entry.tree)
+        return certificate_for(
+            entry.state, cert, list(paths), delegation, tree=entry.tree, index=entry.witness_index()
+        )
 
     def data_certificate(
         self, canister_id: Principal, delegation: Delegation | None = None

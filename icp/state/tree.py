@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -324,21 +324,55 @@ def _edge_label(tree: HashTree, *, last: bool) -> bytes | None:
     return node.label if isinstance(node, Labeled) else None
 
 
+EdgeLabel = Callable[[HashTree, bool], "bytes | None"]
+"""``(subtree, last) -> its first (last=False) or last label``, None if irregular."""
+
+
+def _plain_edge(tree: HashTree, last: bool) -> bytes | None:
+    return _edge_label(tree, last=last)
+
+
+class WitnessIndex:
+    """Memoised first/last labels of one tree's forks, for witnessing that tree often.
+
+    A certificate per request witnesses the same certified tree again and again; the
+    fork pivots found once are looked up afterwards.  Keys are node identities, so the
+    index keeps its tree alive.
+    """
+
+    __slots__ = ("_edges", "tree")
+
+    def __init__(self, tree: HashTree) -> None:
+        self.tree = tree
+        self._edges: dict[tuple[int, bool], bytes | None] = {}
+
+    def edge(self, node: HashTree, last: bool) -> bytes | None:
+        """Return the first (``last=False``) or last label under ``node``."""
+        key = (id(node), last)
+        try:
+            return self._edges[key]
+        except KeyError:
+            label = self._edges[key] = _edge_label(node, last=last)
+            return label
+
+
 class _Irregular(Exception):
     """A level that is not a plain sorted fork tree of labeled nodes."""
 
 
-def _search(tree: HashTree, wanted: bytes) -> tuple[bool, bytes | None, bytes | None]:
+def _search(
+    tree: HashTree, wanted: bytes, edge: EdgeLabel = _plain_edge
+) -> tuple[bool, bytes | None, bytes | None]:
     """Return (found, predecessor, successor) of ``wanted`` among a level's labels."""
     pred: bytes | None = None
     succ: bytes | None = None
     node = tree
     while isinstance(node, Fork):
-        pivot = _edge_label(node.right, last=False)
+        pivot = edge(node.right, False)
         if pivot is None:
             raise _Irregular
         if wanted >= pivot:
-            left_last = _edge_label(node.left, last=True)
+            left_last = edge(node.left, True)
             if left_last is None:
                 raise _Irregular
             pred = left_last
@@ -412,15 +446,20 @@ def _reveal(
     raise _Irregular
 
 
-def witness_cbor_value(tree: HashTree, paths: Iterable[Path]) -> list[object]:
+def witness_cbor_value(
+    tree: HashTree, paths: Iterable[Path], index: WitnessIndex | None = None
+) -> list[object]:
     """Return ``hashtree.to_cbor_value(witness(tree, paths))`` without building the witness.
 
     A certificate only needs the witness's CBOR; emitting it directly skips creating
-    (and hashing) the pruned tree's nodes.
+    (and hashing) the pruned tree's nodes.  ``index`` (of this ``tree``) memoises fork
+    pivots across calls.
     Spec: interface spec §"Certification" (pruned trees; CBOR encoding of hash trees).
     """
+    if index is not None and index.tree is not tree:
+        raise ValueError("the witness index belongs to another tree")
     normalized = [tuple(_label(label) for label in path) for path in paths]
-    return _witness_value(tree, normalized)
+    return _witness_value(tree, normalized, index.edge if index is not None else _plain_edge)
 
 
 def _opaque_value(tree: HashTree) -> list[object]:
@@ -429,7 +468,7 @@ def _opaque_value(tree: HashTree) -> list[object]:
     return [4, tree.hash if isinstance(tree, Pruned) else tree.digest()]
 
 
-def _witness_value(tree: HashTree, paths: list[tuple[bytes, ...]]) -> list[object]:
+def _witness_value(tree: HashTree, paths: list[tuple[bytes, ...]], edge: EdgeLabel) -> list[object]:
     if any(len(p) == 0 for p in paths):
         return hashtree.to_cbor_value(tree)
     if not paths:
@@ -440,33 +479,36 @@ def _witness_value(tree: HashTree, paths: list[tuple[bytes, ...]]) -> list[objec
     try:
         for path in paths:
             head, tail = path[0], path[1:]
-            found, pred, succ = _search(tree, head)
+            found, pred, succ = _search(tree, head, edge)
             if found:
                 reveal.setdefault(head, []).append(tail)
             else:
                 for neighbour in (pred, succ):
                     if neighbour is not None:
                         reveal.setdefault(neighbour, [])
-        return _reveal_value(tree, sorted(reveal), reveal)
+        return _reveal_value(tree, sorted(reveal), reveal, edge)
     except _Irregular:
         return hashtree.to_cbor_value(hashtree.prune(tree, paths))
 
 
 def _reveal_value(
-    tree: HashTree, labels: list[bytes], reveal: dict[bytes, list[tuple[bytes, ...]]]
+    tree: HashTree,
+    labels: list[bytes],
+    reveal: dict[bytes, list[tuple[bytes, ...]]],
+    edge: EdgeLabel,
 ) -> list[object]:
     if not labels:
         return _opaque_value(tree)
     if isinstance(tree, Fork):
-        pivot = _edge_label(tree.right, last=False)
+        pivot = edge(tree.right, False)
         if pivot is None:
             raise _Irregular
         cut = bisect.bisect_left(labels, pivot)
         return [
             1,
-            _reveal_value(tree.left, labels[:cut], reveal),
-            _reveal_value(tree.right, labels[cut:], reveal),
+            _reveal_value(tree.left, labels[:cut], reveal, edge),
+            _reveal_value(tree.right, labels[cut:], reveal, edge),
         ]
     if isinstance(tree, Labeled) and labels == [tree.label]:
-        return [2, tree.label, _witness_value(tree.subtree, reveal[tree.label])]
+        return [2, tree.label, _witness_value(tree.subtree, reveal[tree.label], edge)]
     raise _Irregular

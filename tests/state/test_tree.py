@@ -20,6 +20,7 @@ from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStat
 from icp.state.replicated_state import ReplicatedState, SubnetMetrics
 from icp.state.tree import (
     StateTreeBuilder,
+    WitnessIndex,
     build_state_tree,
     stream_index_label,
     witness,
@@ -220,7 +221,13 @@ def test_witness_cbor_value_is_the_witness_encoded(
 ) -> None:
     tree = hashtree.build(fields)  # type: ignore[arg-type]
     typed: list[list[bytes | str]] = [list(p) for p in paths]
-    assert witness_cbor_value(tree, typed) == hashtree.to_cbor_value(witness(tree, typed))
+    expected = hashtree.to_cbor_value(witness(tree, typed))
+    assert witness_cbor_value(tree, typed) == expected
+    index = WitnessIndex(tree)
+    for path in typed:  # an index filled by earlier witnesses gives the same answers
+        one = [path]
+        assert witness_cbor_value(tree, one, index) == hashtree.to_cbor_value(witness(tree, one))
+    assert witness_cbor_value(tree, typed, index) == expected
 
 
 def test_witness_cbor_value_of_a_state_tree() -> None:
@@ -236,3 +243,5 @@ def test_witness_cbor_value_of_a_state_tree() -> None:
         ["subnet"],
     ]
     assert witness_cbor_value(tree, paths) == hashtree.to_cbor_value(witness(tree, paths))
+    with pytest.raises(ValueError, match="another tree"):
+        witness_cbor_value(tree, paths, WitnessIndex(build_state_tree(empty_state(w))))
