@@ -264,7 +264,44 @@ def _blocktype(r: _Reader) -> None:
 
 _NO_IMM = frozenset([0x00, 0x01, 0x05, 0x0B, 0x0F, 0x1A, 0x1B, 0xD1, *range(0x45, 0xC5)])
 _U32_IMM = frozenset([0x0C, 0x0D, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0xD2])
-_ZERO_COST = frozenset([0x00, 0x01, 0x02, 0x03, 0x05, 0x0B, 0x0F, 0x1A])
+_COST: dict[int, int] = {
+    0x02: 0, 0x03: 0, 0x05: 0, 0x0B: 0,  # block loop else end
+    0x04: 2, 0x0C: 2, 0x0D: 2, 0x0E: 2,  # if br br_if br_table
+    0x10: 5, 0x11: 10,  # call call_indirect
+    0x23: 2, 0x24: 2, 0x25: 5, 0x26: 5,  # global.get/set table.get/set
+    0x3F: 20, 0x40: 300, 0xFC0F: 300, 0xFC10: 100,  # memory.size/grow table.grow/size
+    0x6D: 10, 0x6E: 10, 0x6F: 10, 0x70: 10, 0x7F: 10, 0x80: 10, 0x81: 10, 0x82: 10,  # div rem
+    **dict.fromkeys(range(0x5B, 0x67), 3),  # float comparisons
+    0x8D: 2, 0x8E: 2, 0x8F: 2, 0x90: 2, 0x91: 5, 0x92: 2, 0x93: 2, 0x94: 2, 0x95: 3,  # f32
+    0x96: 18, 0x97: 18, 0x98: 2,
+    0x9B: 2, 0x9C: 2, 0x9D: 2, 0x9E: 2, 0x9F: 8, 0xA0: 2, 0xA1: 2, 0xA2: 2, 0xA3: 5,  # f64
+    0xA4: 18, 0xA5: 18, 0xA6: 3,
+    **dict.fromkeys((0xA8, 0xA9, 0xAA, 0xAB, 0xAE, 0xAF, 0xB0, 0xB1), 20),  # trunc
+    **dict.fromkeys(range(0xFC00, 0xFC08), 20),  # trunc_sat
+    0xB2: 3, 0xB4: 3, 0xB7: 3, 0xB9: 3, 0xB3: 16, 0xB5: 16, 0xB8: 16, 0xBA: 16,  # convert
+    **dict.fromkeys((0xFC08, 0xFC0A, 0xFC0B, 0xFC0C, 0xFC0E, 0xFC11), 100),  # bulk (static)
+    0xFC09: 300, 0xFC0D: 300,  # data.drop elem.drop
+    0xD1: 5, 0xD2: 130,  # ref.is_null ref.func
+}  # fmt: skip
+"""Instruction weights of the IC (other instructions cost 1; loads and stores cost 2 on
+wasm64).  Spec: dfinity/ic ``rs/embedders/src/wasm_utils/instrumentation.rs``
+(``instruction_to_cost``)."""
+
+_BULK_SIZE_I32 = frozenset([0xFC08, 0xFC0C, 0xFC0E, 0xFC11])
+"""Bulk operations whose size operand is an i32 (data/table sizes); memory.fill/copy
+take an address-typed size.  Each is also charged its size dynamically (IC rule)."""
+
+
+def instruction_cost(op: int, memory64: bool) -> int:
+    """Return the IC's static instruction cost of opcode ``op`` (``0xFCnn`` if prefixed).
+
+    Spec: dfinity/ic ``instrumentation.rs`` ``instruction_to_cost``.
+    """
+    if 0x28 <= op <= 0x3E:
+        return 2 if memory64 else 1
+    return _COST.get(op, 1)
+
+
 _SEGMENT_END = frozenset([0x00, 0x03, 0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F])
 """Instructions after which control may not simply fall through to the next one, or
 before which another path may join: a segment (one counter update) ends there.
@@ -768,11 +805,13 @@ def instrument(
     mark_t = span_t + 1
     save_t = span_t + 2  # () -> (): also $restore, $commit, $rollback
     pair_t = span_t + 3
+    charge_t = span_t + 4
     types += [FuncType((I64, I64), ()), FuncType((I64,), ())]
-    types += [FuncType((), ()), FuncType((I32,), ())]
+    types += [FuncType((), ()), FuncType((I32,), ()), FuncType((I64,), (I64,))]
     span_f = n_imp + n_def
     mark_f = span_f + 1
     pair_f = span_f + 4
+    charge_f = span_f + 7
     bytemap_pages = max(1, max_heap_bytes // PAGE_SIZE)
     saved = tuple(
         (i, m.global_types[i])
@@ -808,13 +847,17 @@ def instrument(
         uses_temps = False  # the temporaries are declared only where needed (zeroed per call)
         out: list[bytes] = [b""]  # slot 0: entry charge
         seg_slot = 0
-        seg_cost = 0
+        seg_cost = 1  # the IC charges every function call at least 1
         seg_check = True
         same = _SameBase(call_arity, type_arity)
         while b.pos < b.end:
             ins = _decode(b)
             raw = code[ins.start : ins.end]
             op = ins.op
+            if op in _BULK_SIZE_I32 or op in (0xFC0A, 0xFC0B):  # charge the size operand
+                wide_n = mem64 and op in (0xFC0A, 0xFC0B)
+                charge = b"\x10" + uleb(charge_f)
+                out.append(charge if wide_n else b"\xad" + charge + b"\xa7")
             if (
                 track
                 and op in _STORE_SIZE
@@ -863,8 +906,7 @@ def instrument(
                 same.reset()
             else:
                 same.step(op, raw)
-            if op not in _ZERO_COST:
-                seg_cost += 1
+            seg_cost += instruction_cost(op, mem64)
             if op in _SEGMENT_END:
                 if seg_cost or seg_check:
                     out[seg_slot] = _global_set_code(counter, seg_cost, seg_check)
@@ -896,10 +938,11 @@ def instrument(
     else:
         # keep the function index space identical: trivial helpers (pair takes a param)
         new_code += [b"\x02\x00\x0b"] * 7
+    new_code.append(_charge_body(counter))  # metering, so present in every build
     sections[10] = _vec(new_code)
     sections[1] = _vec([_functype(t) for t in types])
     func_sec = _Reader(sections.get(3, b"\x00"))
-    helpers = [span_t, mark_t, save_t, save_t, pair_t, save_t, save_t]
+    helpers = [span_t, mark_t, save_t, save_t, pair_t, save_t, save_t, charge_t]
     fidx = [func_sec.u() for _ in range(func_sec.u())] + helpers
     sections[3] = _vec([uleb(i) for i in fidx])
     if m.memory is not None:
@@ -1023,6 +1066,23 @@ def _restore_globals_body(saved: tuple[tuple[int, int], ...], offset: int) -> by
         load, flags = _GLOBAL_LOAD[t]
         body += b"\x41\x00" + bytes([load, flags, 1]) + uleb(offset + 8 * k) + b"\x24" + uleb(gi)
     body += b"\x0b"
+    return uleb(len(body)) + body
+
+
+def _charge_body(counter: int) -> bytes:
+    """``$charge(n: i64) -> i64``: subtract ``n`` (saturating), trap if exhausted, return ``n``.
+
+    Spec: dfinity/ic ``instrumentation.rs`` (the injected ``decr_instruction_counter``).
+    """
+    c = uleb(counter)
+    body = (
+        b"\x01\x01\x7e"  # one i64 local
+        + b"\x23" + c + b"\x20\x00\x7d\x22\x01"  # new = counter - n
+        + b"\x23" + c + b"\x55\x04\x7e\x42" + sleb(-(1 << 63)) + b"\x05\x20\x01\x0b"  # underflow
+        + b"\x24" + c
+        + b"\x23" + c + b"\x42\x00\x53\x04\x40\x00\x0b"  # counter < 0: unreachable
+        + b"\x20\x00\x0b"
+    )  # fmt: skip
     return uleb(len(body)) + body
 
 

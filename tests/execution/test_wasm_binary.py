@@ -7,8 +7,12 @@ import gzip
 import pytest
 import wasmtime
 
-from icp.execution.errors import ErrorCode, InvalidWasm
-from icp.execution.wasm_binary import parse_module
+from icp.execution.cycles import ExecutionLimits, FeeSchedule
+from icp.execution.errors import ErrorCode, InvalidWasm, TrapKind, WasmTrap
+from icp.execution.pywasm_engine import PywasmEngine
+from icp.execution.stable_memory import StableMemory
+from icp.execution.system_api import CanisterView, Context, ExecutionInput, SystemApi
+from icp.execution.wasm_binary import instruction_cost, parse_module
 from icp.execution.wasmtime_engine import WasmtimeEngine
 
 
@@ -77,3 +81,63 @@ def test_motoko_module_parses_as_memory64(motoko) -> None:  # type: ignore[no-un
     m = parse_module(motoko("counter"))
     assert m.is_memory64
     assert "icp:private enhanced-orthogonal-persistence" in m.public_custom_sections()
+
+
+WEIGHTS_WAT = """
+(module
+  (import "ic0" "msg_reply" (func $reply))
+  (memory {mem} 1)
+  (global $g (mut i32) (i32.const 0))
+  (func $leaf)
+  (func (export "canister_update arith")
+    (drop (i32.div_u (i32.const 7) (i32.const 2)))
+    (global.set $g (global.get $g))
+    (call $leaf))
+  (func (export "canister_update fill")
+    (memory.fill ({a}.const 8) (i32.const 7) ({a}.const 1000)))
+  (func (export "canister_update store")
+    ({a}.store ({a}.const 64) ({a}.const 1)))
+  (func (export "canister_update big_fill")
+    (memory.fill ({a}.const 0) (i32.const 7) ({a}.const 60000))))
+"""
+
+
+def _weights_module(memory64: bool) -> bytes:
+    a = "i64" if memory64 else "i32"
+    return wat(WEIGHTS_WAT.replace("{mem}", "i64" if memory64 else "").replace("{a}", a))
+
+
+def _used(engine: object, wasm: bytes, export: str, limit: int = 10**9) -> int | WasmTrap:
+    inst = engine.instantiate(engine.compile(wasm), 0)  # type: ignore[attr-defined]
+    view = CanisterView(b"\x01", b"\x01", (), 1, 0, 10**15, 0, 1, 0, b"")
+    api = SystemApi(ExecutionInput(Context.U), view, StableMemory(), ExecutionLimits(),
+                    FeeSchedule(), limit)  # fmt: skip
+    inst.begin()
+    try:
+        return int(inst.run(export, (), api, limit))
+    except WasmTrap as trap:
+        return trap
+    finally:
+        inst.rollback()
+
+
+@pytest.mark.parametrize("engine", [WasmtimeEngine(), PywasmEngine()], ids=lambda e: e.name)
+def test_instructions_are_weighted_as_on_the_ic(engine: object) -> None:
+    wasm = _weights_module(memory64=False)
+    # entry 1 + const 1 + const 1 + div_u 10 + drop 1 + global.get 2 + global.set 2
+    # + call 5 + (callee: entry 1)
+    assert _used(engine, wasm, "canister_update arith") == 24
+    # entry 1 + 3 consts + memory.fill 100 + 1000 bytes (dynamic)
+    assert _used(engine, wasm, "canister_update fill") == 1 + 3 + 100 + 1000
+    assert _used(engine, wasm, "canister_update store") == 1 + 2 + 1  # wasm32 store: 1
+    trap = _used(engine, wasm, "canister_update big_fill", limit=50_000)
+    assert isinstance(trap, WasmTrap) and trap.kind is TrapKind.OUT_OF_INSTRUCTIONS
+
+
+def test_wasm64_loads_and_stores_cost_two() -> None:
+    wasm = _weights_module(memory64=True)
+    assert _used(WasmtimeEngine(), wasm, "canister_update store") == 1 + 2 + 2
+    assert _used(WasmtimeEngine(), wasm, "canister_update fill") == 1 + 3 + 100 + 1000
+    assert instruction_cost(0x37, memory64=True) == 2
+    assert instruction_cost(0x37, memory64=False) == 1
+    assert instruction_cost(0x40, memory64=False) == 300  # memory.grow
