@@ -56,6 +56,8 @@ CLOCK_STEP: Final = 50_000_000
 """Largest slice of virtual time (ns) run before yielding to pending requests."""
 CLOCK_POLL: Final = 0.001
 """Seconds the clock driver sleeps when the IC has caught up with the wall clock."""
+PRINCIPAL_CACHE: Final = 4096
+"""Textual principals from URLs remembered by the frontend (see ``_principal``)."""
 LISTEN_BACKLOG: Final = 1024
 """Pending connections the listening socket queues (aiohttp's default of 128 drops the
 SYNs of larger bursts of clients, which then wait out TCP's 1-3-7 s retransmissions)."""
@@ -183,9 +185,26 @@ class HttpFrontend:
         self.max_request_bytes = max_request_bytes
         self.metrics = Metrics()
         self._clock_task: asyncio.Task[None] | None = None
+        self._principals: dict[str, Principal] = {}
         self._waiters: dict[
             tuple[bytes, bytes], tuple[Principal, list[asyncio.Future[HttpReply]]]
         ] = {}
+
+    def _principal(self, text: str, what: str = "effective canister id") -> Principal:
+        """Parse a textual principal from a URL, remembering recent ones.
+
+        Agents name the same few effective canister ids over and over; checking a
+        textual id (base32, CRC-32) is most of the hot path's own cost.  At most
+        ``PRINCIPAL_CACHE`` valid ids are kept (the cache is emptied when full).
+        """
+        known = self._principals.get(text)
+        if known is not None:
+            return known
+        principal = parse_principal(text, what)
+        if len(self._principals) >= PRINCIPAL_CACHE:
+            self._principals.clear()
+        self._principals[text] = principal
+        return principal
 
     # -- endpoints (small functions of the request) ---------------------------------------
 
@@ -196,7 +215,7 @@ class HttpFrontend:
     def submit(self, ecid_text: str, body: bytes) -> tuple[bytes, Principal]:
         """Resolve the effective canister id and submit a call; return (request id, ecid)."""
         ecid = resolve_effective_canister_id(
-            self.backend.topology, parse_principal(ecid_text), body
+            self.backend.topology, self._principal(ecid_text), body
         )
         start = _time.thread_time()
         try:
@@ -219,6 +238,16 @@ class HttpFrontend:
 
         Spec: interface spec §1.1 (synchronous call).
         """
+        outcome = self.start_call_v3(ecid_text, body)
+        return outcome if isinstance(outcome, HttpReply) else await outcome
+
+    def start_call_v3(self, ecid_text: str, body: bytes) -> HttpReply | asyncio.Future[HttpReply]:
+        """Submit a synchronous call; return its answer now, or a future of it.
+
+        The future is resolved by ``wake_waiters`` once the request's status is
+        certified, or with 202 after ``sync_call_timeout`` seconds (one timer, no task);
+        cancelling it forgets the request.  Spec: interface spec §1.1.
+        """
         try:
             rid, ecid = self.submit(ecid_text, body)
         except ICError as exc:
@@ -226,17 +255,22 @@ class HttpFrontend:
         reply = self._outcome(rid, ecid)
         if reply is not None:
             return reply
-        waiter: asyncio.Future[HttpReply] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault((rid, ecid.raw), (ecid, []))[1].append(waiter)
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter), self.sync_call_timeout)
-        except TimeoutError:
-            entry = self._waiters.get((rid, ecid.raw))
-            if entry is not None and waiter in entry[1]:
-                entry[1].remove(waiter)
+        loop = asyncio.get_running_loop()
+        key = (rid, ecid.raw)
+        waiter: asyncio.Future[HttpReply] = loop.create_future()
+        self._waiters.setdefault(key, (ecid, []))[1].append(waiter)
+        timer = loop.call_later(self.sync_call_timeout, _settle, waiter, HttpReply(202))
+
+        def settled(done: asyncio.Future[HttpReply]) -> None:
+            timer.cancel()
+            entry = self._waiters.get(key)
+            if entry is not None and done in entry[1]:
+                entry[1].remove(done)
                 if not entry[1]:
-                    del self._waiters[(rid, ecid.raw)]
-            return HttpReply(202)
+                    del self._waiters[key]
+
+        waiter.add_done_callback(settled)
+        return waiter
 
     def _outcome(self, rid: bytes, ecid: Principal) -> HttpReply | None:
         """Return the v3 answer if the request's status is certified terminal, else None.
@@ -261,16 +295,14 @@ class HttpFrontend:
             reply = self._outcome(key[0], ecid)
             if reply is None:
                 continue
-            del self._waiters[key]
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(reply)
+            for waiter in list(waiters):
+                _settle(waiter, reply)
 
     def query(self, ecid_text: str, body: bytes) -> HttpReply:
         """``POST /api/v2/canister/<ecid>/query``: signed CBOR response.  Spec: §1.6."""
         try:
             ecid = resolve_effective_canister_id(
-                self.backend.topology, parse_principal(ecid_text), body
+                self.backend.topology, self._principal(ecid_text), body
             )
             start = _time.thread_time()
             try:
@@ -284,7 +316,7 @@ class HttpFrontend:
         """``POST /api/v2/canister/<ecid>/read_state``.  Spec: §1.1, §2.3."""
         try:
             ecid = resolve_effective_canister_id(
-                self.backend.topology, parse_principal(ecid_text), body
+                self.backend.topology, self._principal(ecid_text), body
             )
             return HttpReply(200, self.backend.read_state(body, ecid), CBOR)
         except ICError as exc:
@@ -293,7 +325,7 @@ class HttpFrontend:
     def read_state_subnet(self, subnet_text: str, body: bytes) -> HttpReply:
         """``POST /api/v2/subnet/<subnet_id>/read_state``.  Spec: §1.1, §2.3."""
         try:
-            subnet_id = parse_principal(subnet_text, "subnet id")
+            subnet_id = self._principal(subnet_text, "subnet id")
             return HttpReply(200, self.backend.read_state(body, subnet_id=subnet_id), CBOR)
         except ICError as exc:
             return error_reply(exc)
@@ -425,6 +457,11 @@ class HttpFrontend:
                         heights = now
                         self.wake_waiters()
             await asyncio.sleep(0 if ic.now < target else CLOCK_POLL)
+
+
+def _settle(waiter: asyncio.Future[HttpReply], reply: HttpReply) -> None:
+    if not waiter.done():
+        waiter.set_result(reply)
 
 
 def _mime(reply: HttpReply) -> str:

@@ -189,7 +189,7 @@ class ApiProtocol(asyncio.Protocol):
     # -- answering ---------------------------------------------------------------------
 
     def _dispatch(self, endpoint: str, target: str, ctype: str, body: bytes) -> None:
-        from icp.http.server import text_reply
+        from icp.http.server import HttpReply, text_reply
 
         frontend = self.frontend
         frontend.metrics.requests += 1
@@ -200,9 +200,16 @@ class ApiProtocol(asyncio.Protocol):
             self._write(text_reply(400, f"unexpected content-type {ctype!r}, expected {CBOR}"))
             return
         if endpoint == "call_v3":
-            self.busy = True
-            task = asyncio.get_running_loop().create_task(frontend.call_v3(target, body))
-            task.add_done_callback(self._v3_done)
+            try:
+                outcome = frontend.start_call_v3(target, body)
+            except Exception as exc:  # the server must survive any request
+                log.exception("internal error serving call_v3")
+                outcome = text_reply(500, f"internal error: {type(exc).__name__}: {exc}")
+            if isinstance(outcome, HttpReply):
+                self._write(outcome)
+            else:
+                self.busy = True
+                outcome.add_done_callback(self._v3_done)
             return
         handle: Any = {
             "call_v2": frontend.call_v2,
@@ -217,17 +224,17 @@ class ApiProtocol(asyncio.Protocol):
             reply = text_reply(500, f"internal error: {type(exc).__name__}: {exc}")
         self._write(reply)
 
-    def _v3_done(self, task: asyncio.Task[HttpReply]) -> None:
+    def _v3_done(self, future: asyncio.Future[HttpReply]) -> None:
         from icp.http.server import text_reply
 
         self.busy = False
-        if task.cancelled():
+        if future.cancelled():
             reply = text_reply(503, "the server is shutting down")
-        elif (exc := task.exception()) is not None:
+        elif (exc := future.exception()) is not None:
             log.error("internal error serving call_v3", exc_info=exc)
             reply = text_reply(500, f"internal error: {type(exc).__name__}: {exc}")
         else:
-            reply = task.result()
+            reply = future.result()
         self._write(reply)
         self._process()
 
