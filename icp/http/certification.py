@@ -194,9 +194,17 @@ def header(headers: Headers, name: str) -> str | None:
     return None
 
 
+def split_url(url: str) -> urllib.parse.SplitResult:
+    """Split a request URL; raise ``VerificationError`` if it cannot be parsed."""
+    try:
+        return urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise VerificationError(f"malformed URL {url!r}: {exc}") from None
+
+
 def request_path(url: str) -> str:
     """Return the percent-decoded path of a request URL (no query, no fragment)."""
-    path = urllib.parse.urlsplit(url).path
+    path = split_url(url).path
     try:
         return urllib.parse.unquote(path, errors="strict")
     except UnicodeDecodeError:
@@ -520,7 +528,7 @@ def request_hash(request: Request, certification: RequestCertification) -> bytes
         (k.lower(), v) for k, v in request.headers if k.lower() in wanted
     ]
     pairs.append((METHOD_PSEUDO_HEADER, request.method))
-    query = urllib.parse.urlsplit(request.url).query
+    query = split_url(request.url).query
     params = {p.lower() for p in certification.query_parameters}
     kept = [f for f in query.split("&") if query and f.split("=", 1)[0].lower() in params]
     if kept:

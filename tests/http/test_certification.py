@@ -7,9 +7,12 @@ dfinity/response-verification (``ic-http-certification`` request/response hash t
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from icp.crypto import bls, hashtree
 from icp.crypto.certificate import Certificate, certification_message
@@ -92,6 +95,8 @@ def test_v1_lies_are_caught() -> None:
         verify(get("/page"), v1_response(tree, data=sha256(b"something else")))
     with pytest.raises(VerificationError, match="neither"):
         verify(get("/other"), v1_response(tree))
+    with pytest.raises(VerificationError, match="malformed URL"):
+        verify(get("//[page"), v1_response(tree))
     with pytest.raises(VerificationError, match="redirects"):
         verify(get("/page"), v1_response(tree, status=302))
 
@@ -312,3 +317,36 @@ def test_more_specific_wildcards() -> None:
         ["a", "b", "c", "<*>"], ["a", "b", "", "<*>"]
     ]  # fmt: skip
     assert wild(["http_expr", "a"], ["http_expr", "<*>"]) == [["a", "<*>"], ["", "<*>"]]
+
+
+# -- robustness: whatever a canister (or a replica) sends, only VerificationError ---------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda c, t, v, e: f"certificate=:{c}:, tree=:{t}:, version={v}, expr_path=:{e}:",
+            st.sampled_from(["", "AA==", "2dn3oA==", base64.b64encode(certificate(b"x")).decode()]),
+            st.sampled_from(["", "AA==", "2dn3gwFAQA==", "2dn3gQA="]),
+            st.sampled_from(["1", "2", "3", "-1", "x", ""]),
+            st.sampled_from(["", "2dn3gA==", "2dn3gWlodHRwX2V4cHI=", "/w=="]),
+        ),
+    ),
+    expression=st.text(max_size=120),
+    url=st.text(max_size=40),
+)
+def test_garbage_raises_only_verification_error(value: str, expression: str, url: str) -> None:
+    headers = (("IC-Certificate", value), ("IC-CertificateExpression", expression))
+    with contextlib.suppress(VerificationError):
+        verify_response(
+            Request("GET", url, (), b""), Response(200, headers, BODY), CID, ROOT_KEY, NOW
+        )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_cel_parser_raises_only_verification_error(text: str) -> None:
+    with contextlib.suppress(VerificationError):
+        parse_expression(text)
