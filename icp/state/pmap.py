@@ -87,6 +87,8 @@ def _insert(node: _Node | None, key: bytes, value: object, prio: bytes) -> _Node
 
 def _own(node: _Node, left: _Node | None, right: _Node | None, fresh: set[int]) -> _Node:
     """Give ``node`` these children: in place if this bulk update made it, else a copy."""
+    if node.left is left and node.right is right:
+        return node  # unchanged: keep it (and its memoized hash tree)
     if id(node) in fresh:
         node.left, node.right = left, right
         node.ht = node.ht_fn = None  # the subtree changed; the value's memo still holds
@@ -96,36 +98,53 @@ def _own(node: _Node, left: _Node | None, right: _Node | None, fresh: set[int]) 
     return out
 
 
-def _insert_fresh(
-    node: _Node | None, key: bytes, value: object, prio: bytes, fresh: set[int]
-) -> tuple[_Node, bool]:
-    """``_insert`` within one bulk update: nodes it made (ids in ``fresh``) are reused.
+def _build_fresh(items: list[tuple[bytes, object]], fresh: set[int]) -> _Node | None:
+    """``_build_sorted`` whose nodes belong to the bulk update ``fresh``."""
+    root = _build_sorted(items)
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        fresh.add(id(node))
+        stack.extend(child for child in (node.left, node.right) if child is not None)
+    return root
 
-    Nodes made earlier in the same update are not shared with any other map yet, so
-    changing them in place is invisible; every other node is copied as by ``_insert``.
-    Returns the new subtree (always a node of this update) and whether ``key`` is new.
-    """
+
+def _split(
+    node: _Node | None, key: bytes, fresh: set[int]
+) -> tuple[_Node | None, _Node | None, _Node | None]:
+    """Split a treap into keys < ``key``, keys > ``key``, and the node holding ``key``."""
     if node is None:
-        out = _Node(key, value, prio, None, None)
-        fresh.add(id(out))
-        return out, True
-    if key == node.key:
-        if id(node) in fresh:
-            node.value = value
-            node.ht = node.ht_fn = node.vt = node.vt_fn = None
-            return node, False
-        out = _Node(key, value, node.prio, node.left, node.right)
-        fresh.add(id(out))
-        return out, False
+        return None, None, None
     if key < node.key:
-        left, added = _insert_fresh(node.left, key, value, prio, fresh)
-        if left.prio > node.prio:  # rotate right; ``left`` is this update's
-            return _own(left, left.left, _own(node, left.right, node.right, fresh), fresh), added
-        return _own(node, left, node.right, fresh), added
-    right, added = _insert_fresh(node.right, key, value, prio, fresh)
-    if right.prio > node.prio:  # rotate left
-        return _own(right, _own(node, node.left, right.left, fresh), right.right, fresh), added
-    return _own(node, node.left, right, fresh), added
+        left, right, found = _split(node.left, key, fresh)
+        return left, _own(node, right, node.right, fresh), found
+    if key > node.key:
+        left, right, found = _split(node.right, key, fresh)
+        return _own(node, node.left, left, fresh), right, found
+    return node.left, node.right, node
+
+
+def _union(old: _Node | None, new: _Node | None, fresh: set[int]) -> _Node | None:
+    """Join treap ``old`` with treap ``new`` (this update's nodes); ``new``'s values win.
+
+    Expected O(m log(n/m + 1)) for m new and n old keys: each old node on the
+    boundaries of the new keys is copied once, the rest is shared.
+    """
+    if old is None:
+        return new
+    if new is None:
+        return old
+    if old.prio > new.prio:  # the old root stays on top
+        left, right, found = _split(new, old.key, fresh)
+        left = _union(old.left, left, fresh)
+        right = _union(old.right, right, fresh)
+        if found is not None:  # the key is set again: the new value wins
+            node = _Node(old.key, found.value, old.prio, left, right)
+            fresh.add(id(node))
+            return node
+        return _own(old, left, right, fresh)
+    left, right, _ = _split(old, new.key, fresh)  # an old node with new's key is replaced
+    return _own(new, _union(left, new.left, fresh), _union(right, new.right, fresh), fresh)
 
 
 def _merge(a: _Node | None, b: _Node | None) -> _Node | None:
@@ -293,13 +312,13 @@ class PMap(Mapping[bytes, V], Generic[V]):
         on every inserted key's path, is not copied again per key.
         """
         pairs = changes.items() if isinstance(changes, Mapping) else changes
-        root, length = self._root, self._len
+        merged = {bytes(key): value for key, value in pairs}
+        if not merged:
+            return self
+        added = sum(1 for key in merged if key not in self)
         fresh: set[int] = set()
-        for key, value in pairs:
-            key = bytes(key)
-            root, added = _insert_fresh(root, key, value, _priority(key), fresh)
-            length += added
-        return self if not fresh else PMap._of(root, length)
+        batch = _build_fresh(sorted(merged.items()), fresh)
+        return PMap._of(_union(self._root, batch, fresh), self._len + added)
 
     def min_key(self) -> bytes | None:
         """Return the smallest key, or None when empty."""

@@ -111,3 +111,19 @@ def test_bulk_update_equals_one_set_at_a_time_and_leaves_the_original_alone(
     assert list(base.items()) == before
     assert base.hash_tree(leaf).digest() == base_digest == PMap(start).hash_tree(leaf).digest()
     assert base.update([]) is base
+
+
+def test_bulk_update_of_a_large_map_shares_and_rehashes_little() -> None:
+    base: PMap[int] = PMap((i.to_bytes(4, "big"), i) for i in range(0, 4000, 2))
+    base.hash_tree(leaf)  # memoize every node's hash tree
+    changes = [(i.to_bytes(4, "big"), -i) for i in range(1, 400, 4)]  # 100 new keys
+    changes += [(i.to_bytes(4, "big"), -i) for i in range(0, 40, 2)]  # 20 replaced values
+    bulk = base.update(changes)
+    reference: dict[bytes, int] = dict(base.items())
+    reference.update(changes)
+    assert list(bulk.items()) == sorted(reference.items())
+    assert bulk.hash_tree(leaf).digest() == PMap(reference).hash_tree(leaf).digest()
+    # most nodes are still the old map's (with their memos); only paths were copied
+    old_nodes = {id(n) for n in base._nodes()}
+    shared = sum(1 for n in bulk._nodes() if id(n) in old_nodes)
+    assert shared > len(base) - 120 * 14
