@@ -16,7 +16,8 @@ answering every odd or malformed request exactly as before, and the hot path onl
 ever sees the clean common case.
 
 Requests on one connection are answered in order: while a synchronous call
-(``/api/v3``) waits for its certificate, later bytes are buffered.  Idle keep-alive
+(``/api/v3``) waits for its certificate, later bytes are buffered (up to one more
+largest request; then the connection stops being read until the call is answered).  Idle keep-alive
 connections are closed after ``KEEPALIVE_TIMEOUT`` seconds (aiohttp's default).
 
 Spec: RFC 9112 (HTTP/1.1 message syntax: request line, header fields,
@@ -84,6 +85,7 @@ class ApiProtocol(asyncio.Protocol):
         self.buffer = bytearray()
         self.busy = False
         self.closing = False
+        self.paused = False
         self.last_activity = time.monotonic()
 
     # -- asyncio.Protocol ------------------------------------------------------------
@@ -101,6 +103,15 @@ class ApiProtocol(asyncio.Protocol):
         self.last_activity = time.monotonic()
         if not self.busy:
             self._process()
+        elif (
+            len(self.buffer) > MAX_HEAD_BYTES + self.frontend.max_request_bytes
+            and self.transport is not None
+            and not self.paused
+        ):
+            # a client piling up requests behind a waiting sync call: stop reading
+            # until that call is answered (memory stays bounded)
+            self.transport.pause_reading()
+            self.paused = True
 
     # -- parsing -----------------------------------------------------------------------
 
@@ -236,6 +247,9 @@ class ApiProtocol(asyncio.Protocol):
         else:
             reply = future.result()
         self._write(reply)
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
         self._process()
 
     def _write(self, reply: HttpReply) -> None:

@@ -35,9 +35,9 @@ class ServerThread:
         async def run() -> None:
             self.runner = web.AppRunner(self.frontend.application(), access_log=None)
             await self.runner.setup()
-            site = ApiSite(self.runner, self.frontend, host="127.0.0.1", port=0, backlog=1024)
-            await site.start()
-            self.port = site.port
+            self.site = ApiSite(self.runner, self.frontend, host="127.0.0.1", port=0, backlog=1024)
+            await self.site.start()
+            self.port = self.site.port
             self._ready.set()
 
         def main() -> None:

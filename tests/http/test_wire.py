@@ -7,12 +7,15 @@ interface spec §1.1 (endpoints, status codes).
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from icp.candid import encode
 from icp.execution.management import ProvisionalCreateArgs
+from icp.http.wire import MAX_HEAD_BYTES
 from icp.principal import Principal
 from tests.http.helpers import ServerThread, call_body, decode, identity, new_ic
 
@@ -148,3 +151,32 @@ def test_hot_path_errors_match_the_endpoints(server: ServerThread) -> None:
         sock.sendall(b"GET /api/v2/status HTTP/1.1\r\nHost: x\r\n\r\n")
         read_response(sock, bytearray())
     assert server.frontend.metrics.requests == before + 1
+
+
+def test_requests_piling_up_behind_a_sync_call_stop_the_reading() -> None:
+    ic = new_ic(nodes=1, seed=12)
+    frozen = ic.now
+    # the clock never moves: the sync call cannot be certified and waits its 3 s
+    server = ServerThread(ic, clock=lambda: frozen, sync_call_timeout=3.0)
+    try:
+        ecid = ic.applications[0].ranges[0].start.to_text()
+        junk = b"POST /x HTTP/1.1\r\nContent-Length: 1\r\n\r\nx" * 200_000  # 8 MB
+        with connect(server) as sock:
+            sock.sendall(post(f"/api/v3/canister/{ecid}/call", provisional_create(9)))
+            sender = threading.Thread(target=sock.sendall, args=(junk,), daemon=True)
+            sender.start()
+            limit = MAX_HEAD_BYTES + server.frontend.max_request_bytes + 512 * 1024
+            largest, paused = 0, False
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:
+                for connection in list(server.site._connections):
+                    largest = max(largest, len(connection.buffer))
+                    paused = paused or connection.paused
+                time.sleep(0.05)
+            assert paused and largest <= limit, (paused, largest)
+            status, _, _ = read_response(sock, bytearray())
+            assert status == 202  # then the rest is read again (and refused by aiohttp)
+            sender.join(30)
+            assert not sender.is_alive()
+    finally:
+        server.stop()
