@@ -30,6 +30,7 @@ import hashlib
 from typing import Protocol
 
 import attrs
+import wasmtime
 
 from icp.execution.errors import InvalidWasm
 from icp.execution.system_api import SystemApi, signatures_for
@@ -136,10 +137,43 @@ def prepare_module(
     raw = decompress_module(wasm)
     parsed = parse_module(raw)
     validate_module(parsed, signatures_for(parsed.is_memory64))
+    validate_structure(raw)
     max_heap = max_wasm64 if parsed.is_memory64 else max_wasm32
     return module_hash, instrument(
         parsed, track_dirty_pages=track_dirty_pages, max_heap_bytes=max_heap
     )
+
+
+def validate_structure(raw: bytes) -> None:
+    """Validate the *original* module (types, index spaces) before it is instrumented.
+
+    The instrumentation adds memories, globals and functions; an index that is out
+    of range in the original module (``global.set``, ``call``, a memory index, an
+    element or export entry) would otherwise reach them after instrumentation, e.g.
+    reset the instruction counter.  Uses wasmtime's validator with the proposals the
+    IC accepts (single memory, memory64, bulk memory, reference types; no SIMD,
+    threads, tail calls, exceptions or GC).  Spec: digest §5.1 (the IC validates
+    with ``wasmparser`` before instrumenting, ``validation.rs``).
+    """
+    cfg = wasmtime.Config()
+    cfg.wasm_multi_memory = False
+    cfg.wasm_memory64 = True
+    cfg.wasm_bulk_memory = True
+    cfg.wasm_reference_types = True
+    cfg.wasm_simd = False
+    cfg.wasm_relaxed_simd = False
+    cfg.wasm_threads = False
+    cfg.wasm_tail_call = False
+    cfg.wasm_gc = False
+    cfg.wasm_function_references = False
+    cfg.wasm_exceptions = False
+    try:
+        wasmtime.Module.validate(wasmtime.Engine(cfg), raw)
+    except wasmtime.WasmtimeError as exc:
+        text = str(exc).strip().splitlines()
+        raise InvalidWasm(
+            f"Wasm module failed validation: {text[0] if text else 'invalid module'}"
+        ) from None
 
 
 def check_engine_validation(ok: bool, reason: str) -> None:

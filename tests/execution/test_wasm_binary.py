@@ -141,3 +141,38 @@ def test_wasm64_loads_and_stores_cost_two() -> None:
     assert instruction_cost(0x37, memory64=True) == 2
     assert instruction_cost(0x37, memory64=False) == 1
     assert instruction_cost(0x40, memory64=False) == 300  # memory.grow
+
+
+def _module(globals_: bytes, body: bytes, nfuncs: int = 1) -> bytes:
+    """A hand-assembled module: () -> () functions, mutable i32 globals, one export."""
+    name = b"canister_update f"
+    code = b"\x00" + body  # no locals
+    return (
+        b"\x00asm\x01\x00\x00\x00"
+        + b"\x01\x04\x01\x60\x00\x00"
+        + bytes([3, nfuncs + 1, nfuncs]) + b"\x00" * nfuncs
+        + (bytes([6, len(globals_)]) + globals_ if globals_ else b"")
+        + bytes([7, len(name) + 4, 1, len(name)]) + name + b"\x00\x00"
+        + bytes([10, (len(code) + 1) * nfuncs + 1, nfuncs]) + (bytes([len(code)]) + code) * nfuncs
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("globals_", "body"),
+    [
+        # global.set of index 1: out of range here, the instruction counter after instrumenting
+        (b"\x01\x7f\x01\x41\x00\x0b", b"\x42\xff\xff\xff\xff\x0f\x24\x01\x0b"),
+        # call of function 1: out of range here, an injected helper after instrumenting
+        (b"", b"\x10\x01\x0b"),
+        # a store to memory 1 (multi-memory encoding): there is no memory 1
+        (b"", b"\x41\x00\x41\x00\x36\x42\x01\x00\x0b"),
+    ],
+    ids=["global", "call", "memory"],
+)
+def test_out_of_range_indices_never_reach_the_instrumentation(globals_: bytes, body: bytes) -> None:
+    module = _module(globals_, body)
+    for engine in (WasmtimeEngine(), PywasmEngine()):
+        with pytest.raises(InvalidWasm, match="failed validation"):
+            engine.compile(module)
+    fine = WasmtimeEngine().compile(_module(globals_, b"\x0b"))  # the same module, in range
+    assert fine.parsed.exported_functions == {"canister_update f": 0}
