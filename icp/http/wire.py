@@ -17,7 +17,9 @@ ever sees the clean common case.
 
 Requests on one connection are answered in order: while a synchronous call
 (``/api/v3``) waits for its certificate, later bytes are buffered (up to one more
-largest request; then the connection stops being read until the call is answered).  Idle keep-alive
+largest request; then the connection stops being read until the call is answered),
+and a client that does not read its answers stops being read too (asyncio's write
+flow control), so memory stays bounded.  Idle keep-alive
 connections are closed after ``KEEPALIVE_TIMEOUT`` seconds (aiohttp's default).
 
 Spec: RFC 9112 (HTTP/1.1 message syntax: request line, header fields,
@@ -86,6 +88,7 @@ class ApiProtocol(asyncio.Protocol):
         self.busy = False
         self.closing = False
         self.paused = False
+        self.write_paused = False
         self.last_activity = time.monotonic()
 
     # -- asyncio.Protocol ------------------------------------------------------------
@@ -97,6 +100,19 @@ class ApiProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         self.transport = None
+
+    def pause_writing(self) -> None:
+        # the client does not read its answers: stop reading its requests too
+        self.write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.transport is not None:
+            if not self.paused:
+                self.transport.resume_reading()
+            self._process()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -117,7 +133,12 @@ class ApiProtocol(asyncio.Protocol):
 
     def _process(self) -> None:
         """Answer every complete request in the buffer (in order)."""
-        while self.transport is not None and not self.busy and not self.closing:
+        while (
+            self.transport is not None
+            and not self.busy
+            and not self.closing
+            and not self.write_paused
+        ):
             end = self.buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
             if end < 0:
                 if len(self.buffer) >= MAX_HEAD_BYTES:
@@ -249,7 +270,8 @@ class ApiProtocol(asyncio.Protocol):
         self._write(reply)
         if self.paused and self.transport is not None:
             self.paused = False
-            self.transport.resume_reading()
+            if not self.write_paused:
+                self.transport.resume_reading()
         self._process()
 
     def _write(self, reply: HttpReply) -> None:

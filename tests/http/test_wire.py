@@ -180,3 +180,25 @@ def test_requests_piling_up_behind_a_sync_call_stop_the_reading() -> None:
             assert not sender.is_alive()
     finally:
         server.stop()
+
+
+def test_a_client_that_does_not_read_its_answers_stops_being_read(
+    server: ServerThread,
+) -> None:
+    request = b"GET /api/v2/status HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
+        sock.connect(("127.0.0.1", server.port))
+        sender = threading.Thread(target=sock.sendall, args=(request * 100_000,), daemon=True)
+        sender.start()  # 4 MB of requests whose answers (~50 MB) nobody reads
+        largest, paused = 0, False
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not paused:
+            for connection in list(server.site._connections):
+                largest = max(largest, len(connection.buffer))
+                paused = paused or connection.write_paused
+            time.sleep(0.05)
+        assert paused and largest <= 2 * 1024 * 1024, (paused, largest)
+    with connect(server) as other:  # everyone else is still served
+        other.sendall(request)
+        assert read_response(other, bytearray())[0] == 200
