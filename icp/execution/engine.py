@@ -33,7 +33,7 @@ import attrs
 import wasmtime
 
 from icp.execution.errors import InvalidWasm
-from icp.execution.system_api import SystemApi, signatures_for
+from icp.execution.system_api import SystemApi, fixed_instruction_costs, signatures_for
 from icp.execution.wasm_binary import (
     InstrumentedModule,
     ParsedModule,
@@ -140,7 +140,10 @@ def prepare_module(
     validate_structure(raw)
     max_heap = max_wasm64 if parsed.is_memory64 else max_wasm32
     return module_hash, instrument(
-        parsed, track_dirty_pages=track_dirty_pages, max_heap_bytes=max_heap
+        parsed,
+        track_dirty_pages=track_dirty_pages,
+        max_heap_bytes=max_heap,
+        import_costs=fixed_instruction_costs(),
     )
 
 

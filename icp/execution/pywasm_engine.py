@@ -200,6 +200,7 @@ class PywasmInstance:
     def _invoke(self, addr: int, args: tuple[int, ...], api: SystemApi, limit: int) -> int:
         api.memory = self if self._mem is not None else None
         api.counter = self
+        api.fixed_costs_prepaid = True  # instrument(import_costs=...) charged them
         self.set_remaining(limit)
         self._api = api
         func = self._rt.machine.store.func[addr]

@@ -409,6 +409,8 @@ class SystemApi:
         self.instruction_limit = instruction_limit
         self.memory: GuestMemory | None = None
         self.counter: InstructionCounter | None = None
+        # set by engines whose instrumentation charges the fixed cost at the call site
+        self.fixed_costs_prepaid = False
         # effects
         self.reply_buffer = bytearray()
         self.response: Response | None = None
@@ -429,7 +431,8 @@ class SystemApi:
         allowed, cost, fn = _DISPATCH[name]
         if self.input.context not in allowed:
             raise _trap(f'"ic0_{name}" cannot be executed in {self.input.context.value} mode')
-        self.charge(cost)
+        if not self.fixed_costs_prepaid:
+            self.charge(cost)
         return fn(self, *args)
 
     def charge(self, instructions: int) -> None:
@@ -863,3 +866,13 @@ _DISPATCH: dict[str, tuple[frozenset[Context], int, Callable[..., int | None]]] 
     for name in CONTEXTS
 }
 """Per ``ic0`` function: allowed contexts, fixed instruction cost, implementation."""
+
+
+def fixed_instruction_costs() -> dict[str, int]:
+    """Return the fixed instruction cost of every ``ic0`` function (1 + its overhead).
+
+    Engines have the instrumentation charge it with the calling segment and set
+    ``SystemApi.fixed_costs_prepaid``; per-byte costs are still charged by the call.
+    Spec: dfinity/ic ``system_api_complexity.rs`` (fixed part).
+    """
+    return {name: cost for name, (_, cost, _) in _DISPATCH.items()}

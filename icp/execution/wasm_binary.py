@@ -786,12 +786,18 @@ def _global_set_code(counter: int, cost: int, check: bool) -> bytes:
 
 
 def instrument(
-    m: ParsedModule, *, track_dirty_pages: bool, max_heap_bytes: int
+    m: ParsedModule,
+    *,
+    track_dirty_pages: bool,
+    max_heap_bytes: int,
+    import_costs: Mapping[str, int] | None = None,
 ) -> InstrumentedModule:
     """Rewrite a validated module with instruction counting (and dirty tracking).
 
     ``max_heap_bytes`` bounds memory 0 (the engine enforces it) and sizes the
-    dirty byte map.  Spec: see the module docstring.
+    dirty byte map.  ``import_costs`` (import name -> instructions) is charged with
+    the segment that calls the import, so the host need not touch the counter for
+    the fixed part of a System API call.  Spec: see the module docstring.
     """
     track = track_dirty_pages and m.memory is not None
     mem64 = m.is_memory64
@@ -825,6 +831,7 @@ def instrument(
 
     new_code: list[bytes] = []
     code = sections.get(10, b"\x00")
+    call_cost = [(import_costs or {}).get(name, 0) for _, name, _ in m.imports]
     type_arity = [(len(t.params), len(t.results)) for t in m.types]
     call_arity = [type_arity[t] for _, _, t in m.imports] + [type_arity[t] for t in m.functions]
     r = _Reader(code)
@@ -907,6 +914,10 @@ def instrument(
             else:
                 same.step(op, raw)
             seg_cost += instruction_cost(op, mem64)
+            if op == 0x10 and call_cost:  # a call of an import: its fixed System API cost
+                callee = _Reader(raw, 1).u()
+                if callee < n_imp:
+                    seg_cost += call_cost[callee]
             if op in _SEGMENT_END:
                 if seg_cost or seg_check:
                     out[seg_slot] = _global_set_code(counter, seg_cost, seg_check)

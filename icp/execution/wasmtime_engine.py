@@ -550,6 +550,7 @@ class WasmtimeInstance:
     ) -> int:
         api.memory = self if self._mem is not None else None
         api.counter = self
+        api.fixed_costs_prepaid = True  # instrument(import_costs=...) charged them
         self.set_remaining(limit)
         self._api = api
         try:

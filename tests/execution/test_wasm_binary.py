@@ -86,7 +86,9 @@ def test_motoko_module_parses_as_memory64(motoko) -> None:  # type: ignore[no-un
 WEIGHTS_WAT = """
 (module
   (import "ic0" "msg_reply" (func $reply))
+  (import "ic0" "debug_print" (func $print (param {a} {a})))
   (memory {mem} 1)
+  (data ({a}.const 16) "hello")
   (global $g (mut i32) (i32.const 0))
   (func $leaf)
   (func (export "canister_update arith")
@@ -97,6 +99,7 @@ WEIGHTS_WAT = """
     (memory.fill ({a}.const 8) (i32.const 7) ({a}.const 1000)))
   (func (export "canister_update store")
     ({a}.store ({a}.const 64) ({a}.const 1)))
+  (func (export "canister_update print") (call $print ({a}.const 16) ({a}.const 5)))
   (func (export "canister_update big_fill")
     (memory.fill ({a}.const 0) (i32.const 7) ({a}.const 60000))))
 """
@@ -130,6 +133,8 @@ def test_instructions_are_weighted_as_on_the_ic(engine: object) -> None:
     # entry 1 + 3 consts + memory.fill 100 + 1000 bytes (dynamic)
     assert _used(engine, wasm, "canister_update fill") == 1 + 3 + 100 + 1000
     assert _used(engine, wasm, "canister_update store") == 1 + 2 + 1  # wasm32 store: 1
+    # entry 1 + 2 consts + call 5 + debug_print: 1 + overhead 100 (with the call) + 5 bytes
+    assert _used(engine, wasm, "canister_update print") == 1 + 2 + 5 + 101 + 5
     trap = _used(engine, wasm, "canister_update big_fill", limit=50_000)
     assert isinstance(trap, WasmTrap) and trap.kind is TrapKind.OUT_OF_INSTRUCTIONS
 
