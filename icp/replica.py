@@ -179,11 +179,20 @@ def response_fields(response: Reply | Reject) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=4096)
-def _response_pairs(response: Reply | Reject) -> tuple[bytes, ...]:
+def _pairs(response: Reply | Reject) -> tuple[bytes, ...]:
     return tuple(
         sha256(key.encode()) + hash_value(value) for key, value in response_fields(response).items()
     )
+
+
+_memo_pairs = functools.lru_cache(maxsize=4096)(_pairs)
+_MEMO_MAX_BYTES: Final = 4096
+"""Largest response whose field hashes are memoised (bounds the memo's memory)."""
+
+
+def _response_pairs(response: Reply | Reject) -> tuple[bytes, ...]:
+    size = len(response.data) if isinstance(response, Reply) else len(response.message)
+    return _memo_pairs(response) if size <= _MEMO_MAX_BYTES else _pairs(response)
 
 
 _REQUEST_ID_KEY: Final = sha256(b"request_id")

@@ -398,6 +398,39 @@ def _evict_oldest(entries: dict[object, object], limit: int) -> None:
         del entries[next(iter(entries))]
 
 
+INGRESS_CACHE_BYTES: Final = 256 * 1024 * 1024
+"""Envelope bytes an ``EnvelopeCache`` keeps per kind (calls, other requests)."""
+
+
+class _Memo:
+    """Parsed bodies keyed by their bytes, bounded in count and in bytes (oldest go first)."""
+
+    __slots__ = ("bytes", "entries", "max_bytes", "max_entries")
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.entries: dict[bytes, tuple[IngressLimits, object]] = {}
+        self.bytes = 0
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+
+    def get(self, data: bytes, limits: IngressLimits) -> object | None:
+        cached = self.entries.get(data)
+        if cached is not None and (cached[0] is limits or cached[0] == limits):
+            return cached[1]
+        return None
+
+    def put(self, data: bytes, limits: IngressLimits, value: object) -> None:
+        if len(data) > self.max_bytes:
+            return
+        if data not in self.entries:
+            self.bytes += len(data)
+        self.entries[data] = (limits, value)
+        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
+            oldest = next(iter(self.entries))
+            del self.entries[oldest]
+            self.bytes -= len(oldest)
+
+
 class EnvelopeCache:
     """Per-process memo of ``parse_call_envelope``: each distinct envelope is parsed once.
 
@@ -405,16 +438,18 @@ class EnvelopeCache:
     checks) is a pure function of the envelope bytes and the limits, and one envelope
     is parsed many times in one process: on submission, by every replica's payload
     validator, by induction and by ingress-pool cleanup on every replica.  Only
-    successes are kept; a malformed envelope is parsed (and refused) every time.
+    successes are kept, at most ``max_entries`` and ``max_bytes`` of bodies per kind
+    (oldest evicted first); a malformed envelope is parsed (and refused) every time.
     Share one instance among the replicas of ONE process; it changes speed, never
     outcomes.
     Spec: interface spec §"Envelope", §"Request ids" (the parse is deterministic).
     """
 
-    def __init__(self, max_entries: int = INGRESS_CACHE_ENTRIES) -> None:
-        self._entries: dict[bytes, tuple[IngressLimits, SignedIngress]] = {}
-        self._requests: dict[bytes, tuple[IngressLimits, Mapping[str, object], bytes]] = {}
-        self._max = max_entries
+    def __init__(
+        self, max_entries: int = INGRESS_CACHE_ENTRIES, max_bytes: int = INGRESS_CACHE_BYTES
+    ) -> None:
+        self._calls = _Memo(max_entries, max_bytes)
+        self._requests = _Memo(max_entries, max_bytes)
         self.hits = 0
         self.misses = 0
 
@@ -423,14 +458,13 @@ class EnvelopeCache:
     ) -> SignedIngress:
         """Return ``parse_call_envelope(data, limits=limits)``; raise ``IngressError``."""
         data = data if type(data) is bytes else bytes(data)
-        cached = self._entries.get(data)
-        if cached is not None and (cached[0] is limits or cached[0] == limits):
+        cached = self._calls.get(data, limits)
+        if cached is not None:
             self.hits += 1
-            return cached[1]
+            return cast(SignedIngress, cached)
         self.misses += 1
         message = parse_call_envelope(data, limits=limits)
-        self._entries[data] = (limits, message)
-        _evict_oldest(self._entries, self._max)  # type: ignore[arg-type]
+        self._calls.put(data, limits, message)
         return message
 
     def parse_request(
@@ -444,16 +478,14 @@ class EnvelopeCache:
         Spec: interface spec §"Envelope", §"Request ids".
         """
         data = data if type(data) is bytes else bytes(data)
-        cached = self._requests.get(data)
-        if cached is not None and (cached[0] is limits or cached[0] == limits):
+        cached = self._requests.get(data, limits)
+        if cached is not None:
             self.hits += 1
-            return cached[1], cached[2]
+            return cast(tuple[Mapping[str, object], bytes], cached)
         self.misses += 1
         envelope = parse_envelope(data, limits=limits)
-        content = envelope["content"]
-        rid = request_id(cast(Mapping[str, object], content))
-        self._requests[data] = (limits, envelope, rid)
-        _evict_oldest(self._requests, self._max)  # type: ignore[arg-type]
+        rid = request_id(cast(Mapping[str, object], envelope["content"]))
+        self._requests.put(data, limits, (envelope, rid))
         return envelope, rid
 
 

@@ -115,12 +115,21 @@ def request_status_subtree(status: IngressStatus) -> HashTree:
     every ``received`` status with the same fields has the same subtree).
     Spec: interface spec §"Request status" (``shared/spec/interface.md`` §1.8).
     """
-    return _fields_subtree(tuple(status.tree_fields().items()))
+    fields = tuple(status.tree_fields().items())
+    if status.reply is not None and len(status.reply) > _MEMO_MAX_BYTES:
+        return _build_fields(fields)  # large replies are not kept in the memo
+    return _fields_subtree(fields)
 
 
-@functools.lru_cache(maxsize=8192)
-def _fields_subtree(fields: tuple[tuple[str, bytes | int | str], ...]) -> HashTree:
+_MEMO_MAX_BYTES: Final = 1024
+"""Largest reply whose request-status subtree is memoised (bounds the memo's memory)."""
+
+
+def _build_fields(fields: tuple[tuple[str, bytes | int | str], ...]) -> HashTree:
     return hashtree.build(dict(fields))
+
+
+_fields_subtree = functools.lru_cache(maxsize=8192)(_build_fields)
 
 
 def stream_index_label(index: int) -> bytes:

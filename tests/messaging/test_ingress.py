@@ -297,3 +297,19 @@ def test_envelope_cache_accepts_any_bytes_like_body() -> None:
     assert cache.parse_call(bytearray(body)) == cache.parse_call(memoryview(body))
     envelope, rid = cache.parse_request(bytearray(body))
     assert rid == request_id(content(nonce=b"b")) and envelope["content"]
+
+
+def test_envelope_cache_is_bounded_in_bytes() -> None:
+    bodies = [cbor_encode({"content": content(arg=bytes([n]) * 400)}) for n in range(6)]
+    cache = EnvelopeCache(max_bytes=3 * len(bodies[0]))
+    for body in bodies:
+        cache.parse_call(body)
+    misses = cache.misses
+    cache.parse_call(bodies[-1])  # among the newest three: kept
+    assert cache.misses == misses
+    cache.parse_call(bodies[0])  # evicted to stay within the byte budget
+    assert cache.misses == misses + 1
+    huge = cbor_encode({"content": content(arg=b"x" * 5000)})
+    cache.parse_call(huge)
+    cache.parse_call(huge)  # larger than the whole budget: never kept
+    assert cache.misses == misses + 3
