@@ -19,13 +19,15 @@ consensus and not verified again; the raw domain ``<id>.raw.localhost`` skips
 verification (the way to reach a canister that does not certify its responses).
 
 Spec: HTTP Gateway Protocol specification (dfinity/interface-spec
-``spec/http-gateways.md``: canister id from the host or ``canisterId``, the
-``HttpRequest``/``HttpResponse`` Candid types, upgrade to update calls, streaming).
-dfinity/http-gateway ``ic-http-gateway`` (verification skipped only for raw domains
-and upgraded calls; v1 refuses redirects and drops ``Cache-Control``); ic-gateway
-answers a failed verification with 503.
-Difference: streamed bodies are verified too (assembled first, as the spec's v1 rules
-say); ``ic-http-gateway`` passes streamed responses on unverified.
+``spec/http-gateway-protocol-spec.md``: canister id from the host or ``canisterId``,
+the ``HttpRequest``/``HttpResponse`` Candid types, upgrade to update calls, streaming,
+response verification); dfinity/http-gateway ``ic-http-gateway`` and dfinity/ic-gateway
+(verification skipped only for raw domains, for upgraded calls, or when switched off
+by configuration; v1 refuses redirects and drops ``Cache-Control``).
+Differences: a failed verification is a 503 with the reason as text
+(``ic-http-gateway`` answers with its own error response, 500 in the version read);
+streamed bodies are verified too (assembled first, as the spec's v1 rules say),
+where ``ic-http-gateway`` passes streamed responses on unverified.
 """
 
 from __future__ import annotations
