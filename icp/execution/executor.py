@@ -298,7 +298,11 @@ def _apply_effects(
     *,
     cycles: int,
 ) -> CanisterState:
-    """Register calls, deliver the response and record state changes of a successful run."""
+    """Register calls, deliver the response and record state changes of a successful run.
+
+    Also closes the call context when nothing more can respond (what
+    ``_finish_call_context`` does, folded in to evolve the state once).
+    """
     api = res.api
     callbacks = dict(state.callbacks)
     next_id = state.next_id
@@ -333,7 +337,15 @@ def _apply_effects(
                 cc, cycles_available=available, instructions=cc.instructions + res.used
             )
         contexts[cc_id] = cc
-    return attrs.evolve(
+        if not any(cb.call_context_id == cc_id for cb in callbacks.values()):
+            del contexts[cc_id]
+            if not cc.responded and not isinstance(cc.origin, SystemOrigin):
+                err = CanisterError.of(
+                    ErrorCode.CANISTER_DID_NOT_REPLY,
+                    f"Canister {canister_text(state.canister_id)} did not produce a response",
+                )
+                outputs.extend(_respond(state, cc.origin, reject_of(err), cc.cycles_available))
+    state = attrs.evolve(
         state,
         cycles=cycles,
         callbacks=callbacks,
@@ -345,8 +357,9 @@ def _apply_effects(
         global_timer=api.global_timer if api.global_timer is not None else state.global_timer,
         version=state.version + 1,
         cycles_burned_total=state.cycles_burned_total + api.cycles_burned,
-        logs=(*state.logs, *api.logs)[-100:],
+        logs=(*state.logs, *api.logs)[-100:] if api.logs else state.logs,
     )
+    return _maybe_stopped(state, outputs)
 
 
 def execute_message(
