@@ -202,3 +202,38 @@ def test_a_client_that_does_not_read_its_answers_stops_being_read(
     with connect(server) as other:  # everyone else is still served
         other.sendall(request)
         assert read_response(other, bytearray())[0] == 200
+
+
+class FakeTransport:
+    """Records what a protocol does to its transport."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_idle_connections_are_closed_after_the_keepalive_timeout(server: ServerThread) -> None:
+    from icp.http.wire import KEEPALIVE_TIMEOUT, ApiProtocol
+
+    connections: set[ApiProtocol] = set()
+    protocol = ApiProtocol(server.frontend, lambda: None, connections, b"")  # type: ignore[arg-type,return-value]
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    assert protocol in connections
+    protocol.close_if_idle(protocol.last_activity + KEEPALIVE_TIMEOUT - 1)
+    assert not transport.closed
+    protocol.busy = True  # a sync call in flight is never idle
+    protocol.close_if_idle(protocol.last_activity + KEEPALIVE_TIMEOUT + 1)
+    assert not transport.closed
+    protocol.busy = False
+    protocol.close_if_idle(protocol.last_activity + KEEPALIVE_TIMEOUT + 1)
+    assert transport.closed
