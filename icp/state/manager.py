@@ -61,7 +61,8 @@ class _Entry:
 
     def witness_index(self) -> WitnessIndex:
         if self.index is None:
-            self.index = WitnessIndex(self.tree)
+            levels = (self.state.ingress_history.entries, self.state.canisters)
+            self.index = WitnessIndex(self.tree, levels)
         return self.index
 
 

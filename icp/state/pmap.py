@@ -343,6 +343,61 @@ class PMap(Mapping[bytes, V], Generic[V]):
             return hashtree.EMPTY
         return _node_tree(self._root, value_tree)
 
+    def root_hash_tree(self) -> HashTree | None:
+        """Return the memoized hash tree of the whole map (None if not built yet)."""
+        return None if self._root is None else self._root.ht
+
+    def witness_value(
+        self, tree: HashTree, key: bytes, reveal: Callable[[HashTree], list[object]]
+    ) -> list[object] | None:
+        """Return the CBOR of ``tree`` (this map's hash tree) pruned to reveal ``key``.
+
+        ``reveal(subtree)`` gives the CBOR of the revealed value's subtree.  The key
+        is found by the treap's key order (no label scans); the result is exactly
+        what the generic witness gives.  Returns None when ``key`` is absent (an
+        absence proof reveals neighbours: left to the generic witness) or ``tree``
+        is not this map's hash tree.
+        Spec: interface spec §"Certification" (pruned trees).
+        """
+        node = self._root
+        if node is None or node.ht is not tree:
+            return None
+        return _witness(node, tree, key, reveal)
+
+
+def _opaque(tree: HashTree) -> list[object]:
+    return [4, tree.digest()]
+
+
+def _witness(
+    node: _Node, tree: HashTree, key: bytes, reveal: Callable[[HashTree], list[object]]
+) -> list[object] | None:
+    """Witness ``key`` in ``tree``, the hash tree made by ``_node_tree`` for ``node``.
+
+    ``_node_tree`` shapes a node as ``Fork(Fork(left, labeled), right)`` (without the
+    forks of absent children); the children's trees are taken from ``tree`` itself.
+    """
+    inner, right = (tree.left, tree.right) if node.right is not None else (tree, None)  # type: ignore[union-attr]
+    left, labeled = (inner.left, inner.right) if node.left is not None else (None, inner)  # type: ignore[union-attr]
+    if not isinstance(labeled, hashtree.Labeled) or labeled.label != node.key:
+        return None
+    if key == node.key:
+        middle: list[object] = [2, node.key, reveal(labeled.subtree)]
+        inner_value = middle if left is None else [1, _opaque(left), middle]
+    elif key < node.key:
+        if node.left is None or left is None:
+            return None
+        below = _witness(node.left, left, key, reveal)
+        if below is None:
+            return None
+        inner_value = [1, below, _opaque(labeled)]
+    else:
+        if node.right is None or right is None:
+            return None
+        below = _witness(node.right, right, key, reveal)
+        return None if below is None else [1, _opaque(inner), below]
+    return inner_value if right is None else [1, inner_value, _opaque(right)]
+
 
 class _Items(ItemsView[bytes, V]):
     _mapping: PMap[V]

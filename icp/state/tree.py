@@ -342,18 +342,26 @@ def _plain_edge(tree: HashTree, last: bool) -> bytes | None:
 
 
 class WitnessIndex:
-    """Memoised first/last labels of one tree's forks, for witnessing that tree often.
+    """Memoised facts about one tree, for witnessing that tree often.
 
-    A certificate per request witnesses the same certified tree again and again; the
-    fork pivots found once are looked up afterwards.  Keys are node identities, so the
-    index keeps its tree alive.
+    A certificate per request witnesses the same certified tree again and again.  The
+    index remembers the first/last labels of forks once found, and knows which levels
+    are persistent maps (``levels``: the state's ``PMap``s whose hash trees are
+    levels of ``tree``), so a single label is found there by the map's own key order
+    instead of by fork pivots.  Keys are node identities, so the index keeps its tree
+    (and the maps) alive.
     """
 
-    __slots__ = ("_edges", "tree")
+    __slots__ = ("_edges", "_levels", "tree")
 
-    def __init__(self, tree: HashTree) -> None:
+    def __init__(self, tree: HashTree, levels: Iterable[PMap[Any]] = ()) -> None:
         self.tree = tree
         self._edges: dict[tuple[int, bool], bytes | None] = {}
+        self._levels: dict[int, tuple[HashTree, PMap[Any]]] = {}
+        for level in levels:
+            root = level.root_hash_tree()
+            if root is not None:
+                self._levels[id(root)] = (root, level)
 
     def edge(self, node: HashTree, last: bool) -> bytes | None:
         """Return the first (``last=False``) or last label under ``node``."""
@@ -363,6 +371,27 @@ class WitnessIndex:
         except KeyError:
             label = self._edges[key] = _edge_label(node, last=last)
             return label
+
+    def level(self, tree: HashTree) -> PMap[Any] | None:
+        """Return the map whose hash tree ``tree`` is, if it is one of ``levels``."""
+        known = self._levels.get(id(tree))
+        return known[1] if known is not None and known[0] is tree else None
+
+
+class _Plain:
+    """No index: fork pivots are looked up each time, no map levels are known."""
+
+    @staticmethod
+    def edge(node: HashTree, last: bool) -> bytes | None:
+        return _edge_label(node, last=last)
+
+    @staticmethod
+    def level(tree: HashTree) -> PMap[Any] | None:
+        del tree
+        return None
+
+
+_PLAIN: Final = _Plain()
 
 
 class _Irregular(Exception):
@@ -468,7 +497,7 @@ def witness_cbor_value(
     if index is not None and index.tree is not tree:
         raise ValueError("the witness index belongs to another tree")
     normalized = [tuple(_label(label) for label in path) for path in paths]
-    return _witness_value(tree, normalized, index.edge if index is not None else _plain_edge)
+    return _witness_value(tree, normalized, index if index is not None else _PLAIN)
 
 
 def _opaque_value(tree: HashTree) -> list[object]:
@@ -477,25 +506,38 @@ def _opaque_value(tree: HashTree) -> list[object]:
     return [4, tree.hash if isinstance(tree, Pruned) else tree.digest()]
 
 
-def _witness_value(tree: HashTree, paths: list[tuple[bytes, ...]], edge: EdgeLabel) -> list[object]:
+def _witness_value(
+    tree: HashTree, paths: list[tuple[bytes, ...]], ctx: WitnessIndex | _Plain
+) -> list[object]:
     if any(len(p) == 0 for p in paths):
         return hashtree.to_cbor_value(tree)
     if not paths:
         return _opaque_value(tree)
     if isinstance(tree, Empty | Pruned | Leaf):
         return hashtree.to_cbor_value(tree)
+    heads = {path[0] for path in paths}
+    if len(heads) == 1:
+        level = ctx.level(tree)
+        if level is not None:
+            (head,) = heads
+            tails = [path[1:] for path in paths]
+            fast = level.witness_value(
+                tree, head, lambda subtree: _witness_value(subtree, tails, ctx)
+            )
+            if fast is not None:
+                return fast
     reveal: dict[bytes, list[tuple[bytes, ...]]] = {}
     try:
         for path in paths:
             head, tail = path[0], path[1:]
-            found, pred, succ = _search(tree, head, edge)
+            found, pred, succ = _search(tree, head, ctx.edge)
             if found:
                 reveal.setdefault(head, []).append(tail)
             else:
                 for neighbour in (pred, succ):
                     if neighbour is not None:
                         reveal.setdefault(neighbour, [])
-        return _reveal_value(tree, sorted(reveal), reveal, edge)
+        return _reveal_value(tree, sorted(reveal), reveal, ctx)
     except _Irregular:
         return hashtree.to_cbor_value(hashtree.prune(tree, paths))
 
@@ -504,20 +546,20 @@ def _reveal_value(
     tree: HashTree,
     labels: list[bytes],
     reveal: dict[bytes, list[tuple[bytes, ...]]],
-    edge: EdgeLabel,
+    ctx: WitnessIndex | _Plain,
 ) -> list[object]:
     if not labels:
         return _opaque_value(tree)
     if isinstance(tree, Fork):
-        pivot = edge(tree.right, False)
+        pivot = ctx.edge(tree.right, False)
         if pivot is None:
             raise _Irregular
         cut = bisect.bisect_left(labels, pivot)
         return [
             1,
-            _reveal_value(tree.left, labels[:cut], reveal, edge),
-            _reveal_value(tree.right, labels[cut:], reveal, edge),
+            _reveal_value(tree.left, labels[:cut], reveal, ctx),
+            _reveal_value(tree.right, labels[cut:], reveal, ctx),
         ]
     if isinstance(tree, Labeled) and labels == [tree.label]:
-        return [2, tree.label, _witness_value(tree.subtree, reveal[tree.label], edge)]
+        return [2, tree.label, _witness_value(tree.subtree, reveal[tree.label], ctx)]
     raise _Irregular

@@ -17,6 +17,7 @@ from icp.execution.executor import CanisterRequest
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.messaging.xnet import Stream
 from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStatus
+from icp.state.pmap import PMap
 from icp.state.replicated_state import ReplicatedState, SubnetMetrics
 from icp.state.tree import (
     StateTreeBuilder,
@@ -245,3 +246,38 @@ def test_witness_cbor_value_of_a_state_tree() -> None:
     assert witness_cbor_value(tree, paths) == hashtree.to_cbor_value(witness(tree, paths))
     with pytest.raises(ValueError, match="another tree"):
         witness_cbor_value(tree, paths, WitnessIndex(build_state_tree(empty_state(w))))
+
+
+def test_witness_through_map_levels_equals_the_generic_witness(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = world()
+    state = empty_state(w)
+    for step in range(40):
+        state = _evolve(state, step)
+    tree = StateTreeBuilder().build(state)
+    levels = (state.ingress_history.entries, state.canisters)
+    index = WitnessIndex(tree, levels)
+    fast_answers = []
+    original = PMap.witness_value
+
+    def counting(self: PMap[object], *args: object) -> list[object] | None:
+        answer = original(self, *args)  # type: ignore[arg-type]
+        fast_answers.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(PMap, "witness_value", counting)
+    rids = list(state.ingress_history.entries)
+    cases: list[list[list[bytes | str]]] = [[["time"], ["request_status", rid]] for rid in rids]
+    cases += [[["request_status", rid, "status"]] for rid in rids[:10]]
+    cases += [[["canister", app_canister_id(i).raw, "certified_data"]] for i in range(4)]
+    cases += [
+        [["request_status", b"\x00" * 32]],  # absent: the generic witness proves it
+        [["request_status", rids[0]], ["request_status", rids[5]]],  # two keys: generic
+        [["canister", app_canister_id(9).raw]],
+    ]
+    for paths in cases:
+        expected = hashtree.to_cbor_value(witness(tree, paths))
+        assert witness_cbor_value(tree, paths, index) == expected, paths
+    assert fast_answers.count(True) >= len(rids) + 10 + 4  # the map path was taken
+    assert fast_answers.count(False) >= 2  # and absent keys fell back
