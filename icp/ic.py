@@ -25,6 +25,14 @@ subnets).  Canisters on different subnets call each other through XNet streams: 
 subnet's payload builder pulls certified stream slices from a replica of the source
 subnet (``xnet_slice``).
 
+A query runs on a replica whose canister memory is its certified state (execution
+changes memory in place, so a replica between executing and certifying a height does
+not qualify: ``query_replica``), and repeated queries are answered from that replica's
+``QueryCache``.  Pure per-request work is shared by all replicas of this process:
+envelope parsing (``EnvelopeCache``) and sender authentication
+(``CachingAuthenticator``).  ``set_stable_memory`` (for PocketIC) is applied at one
+height by every replica of the subnet.
+
 Spec: protocol digest §3.3, §3.4 (NNS key is the root key; delegations), §4.1-§4.4;
 interface spec §1 (HTTP interface), §2 (certification, state tree).
 """

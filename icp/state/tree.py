@@ -350,6 +350,7 @@ class WitnessIndex:
     levels of ``tree``), so a single label is found there by the map's own key order
     instead of by fork pivots.  Keys are node identities, so the index keeps its tree
     (and the maps) alive.
+    Spec: interface spec §"Certification" (witnesses; the answers equal ``witness``'s).
     """
 
     __slots__ = ("_edges", "_levels", "tree")
