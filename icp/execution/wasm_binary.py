@@ -806,6 +806,7 @@ def instrument(
     n_glob = len(m.globals_mutable)
     counter = n_glob
     dirty_count = n_glob + 1
+    size0 = n_glob + 2  # 4 KiB pages of memory 0 at begin: pages above need no journal copy
     types = list(m.types)
     span_t = len(types)
     mark_t = span_t + 1
@@ -939,12 +940,12 @@ def instrument(
     if track:
         new_code += [
             _span_body(mark_f),
-            _mark_body(A, dirty_count, bytemap_pages),
-            _save_globals_body(saved, globals_offset),
+            _mark_body(A, dirty_count, bytemap_pages, size0),
+            _save_globals_body(saved, globals_offset, size0, A),
             _restore_globals_body(saved, globals_offset),
             _pair_body(mark_f, A),
-            _finish_body(A, dirty_count, bytemap_pages, None),
-            _finish_body(A, dirty_count, bytemap_pages, span_f + 3),
+            _finish_body(A, dirty_count, bytemap_pages, None, size0),
+            _finish_body(A, dirty_count, bytemap_pages, span_f + 3, size0),
         ]
     else:
         # keep the function index space identical: trivial helpers (pair takes a param)
@@ -969,7 +970,13 @@ def instrument(
     g = sections.get(6, b"\x00")
     gr = _Reader(g)
     ng = gr.u()
-    sections[6] = uleb(ng + 2) + g[gr.pos :] + b"\x7e\x01\x42\x00\x0b" + b"\x7f\x01\x41\x00\x0b"
+    sections[6] = (
+        uleb(ng + 3)
+        + g[gr.pos :]
+        + b"\x7e\x01\x42\x00\x0b"  # counter
+        + b"\x7f\x01\x41\x00\x0b"  # dirty count
+        + b"\x7f\x01\x41\x00\x0b"  # size0
+    )
     ex = sections.get(7, b"\x00")
     er = _Reader(ex)
     ne = er.u()
@@ -1060,12 +1067,16 @@ _GLOBAL_LOAD = {I32: (0x28, 0x42), I64: (0x29, 0x43), F32: (0x2A, 0x42), F64: (0
 """Value type -> (load opcode, memarg flags: natural alignment | memory index present)."""
 
 
-def _save_globals_body(saved: tuple[tuple[int, int], ...], offset: int) -> bytes:
-    """``$save()``: store every numeric mutable global at ``offset + 8k`` of memory 1."""
+def _save_globals_body(
+    saved: tuple[tuple[int, int], ...], offset: int, size0: int, addr: int
+) -> bytes:
+    """``$save()`` (run at ``begin``): store every numeric mutable global at ``offset + 8k``
+    of memory 1 and record the size of memory 0 in 4 KiB pages in global ``size0``."""
     body = b"\x00"  # no locals
     for k, (gi, t) in enumerate(saved):
         load, flags = _GLOBAL_LOAD[t]
         body += b"\x41\x00\x23" + uleb(gi) + bytes([load + 14, flags, 1]) + uleb(offset + 8 * k)
+    body += b"\x3f\x00" + (b"\xa7" if addr == I64 else b"") + b"\x41\x04\x74\x24" + uleb(size0)
     body += b"\x0b"
     return uleb(len(body)) + body
 
@@ -1097,22 +1108,27 @@ def _charge_body(counter: int) -> bytes:
     return uleb(len(body)) + body
 
 
-def _finish_body(addr: int, dirty_count: int, bytemap_pages: int, restore_f: int | None) -> bytes:
+def _finish_body(
+    addr: int, dirty_count: int, bytemap_pages: int, restore_f: int | None, size0: int
+) -> bytes:
     """``$commit()`` / ``$rollback()``: end the transaction in one call from the host.
 
     Both clear ``fast`` and ``journaled`` of every listed page and empty the list;
-    ``$rollback`` first copies each journaled page back from memory 2 and finally
-    calls ``$restore`` (the globals).  Cost: O(pages written).
+    ``$rollback`` first copies each journaled page back from memory 2 (pages above
+    ``size0`` were never copied: the host drops grown memory) and finally calls
+    ``$restore`` (the globals).  Cost: O(pages written).
     """
     wide = addr == I64
     to_a = b"\xad\x42\x0c\x86" if wide else b"\x41\x0c\x74"  # (as address) << 12
     page_len = b"\x42\x80\x20" if wide else b"\x41\x80\x20"
     cnt = uleb(dirty_count)
     copy_back = (
-        b"\x20\x01" + to_a + b"\x20\x00" + to_a + page_len + b"\xfc\x0a\x00\x02"
+        b"\x20\x01\x23" + uleb(size0) + b"\x49\x04\x40"  # if p < size0
+        + b"\x20\x01" + to_a + b"\x20\x00" + to_a + page_len + b"\xfc\x0a\x00\x02"
+        + b"\x0b"
         if restore_f is not None
         else b""
-    )
+    )  # fmt: skip
     body = (
         b"\x01\x02\x7f"  # locals: i, p (i32)
         + b"\x02\x40\x03\x40"  # block loop
@@ -1155,8 +1171,11 @@ def _pair_body(mark_f: int, addr: int) -> bytes:
     return uleb(len(b"\x00" + body)) + b"\x00" + body
 
 
-def _mark_body(addr: int, dirty_count: int, bytemap_pages: int) -> bytes:
-    """``$mark(p: i64)``: journal page ``p`` of memory 0 on its first write."""
+def _mark_body(addr: int, dirty_count: int, bytemap_pages: int, size0: int) -> bytes:
+    """``$mark(p: i64)``: journal page ``p`` of memory 0 on its first write.
+
+    A page at or above ``size0`` (grown in this message) is listed but not copied.
+    """
     wide = addr == I64
     to_addr = b"" if wide else b"\xa7"  # i32.wrap_i64
     cnt = b"\x23" + uleb(dirty_count)
@@ -1166,17 +1185,20 @@ def _mark_body(addr: int, dirty_count: int, bytemap_pages: int) -> bytes:
         b"\x20\x00\xa7\x2d\x40\x01" + jmap_off  # i32.load8_u mem1 journaled[wrap p]
         + b"\x04\x40\x0f\x0b"  # if marked: return
         # capacity: ((count+1) << 12) > memory.size(2) << 16  -> grow 16 pages
+        # (slots of uncopied pages are reserved too; never touched, they stay unbacked)
         + cnt + b"\xad\x42\x01\x7c\x42\x0c\x86"
         + b"\x3f\x02" + (b"" if wide else b"\xad") + b"\x42\x10\x86"
         + b"\x56\x04\x40"
         + (b"\x42\x10" if wide else b"\x41\x10") + b"\x40\x02"
         + (b"\x42\x7f\x51" if wide else b"\x41\x7f\x46")
         + b"\x04\x40\x00\x0b\x0b"
+        + b"\x20\x00\x23" + uleb(size0) + b"\xad\x54\x04\x40"  # if p < size0: copy
         # memory.copy 2 0 (dst = count<<12, src = p<<12, len = 4096)
         + cnt + b"\xad\x42\x0c\x86" + to_addr
         + b"\x20\x00\x42\x0c\x86" + to_addr
         + (b"\x42\x80\x20" if wide else b"\x41\x80\x20")
         + b"\xfc\x0a\x02\x00"
+        + b"\x0b"
         # list[count] = p   (i32.store mem1 offset=bytemap_pages)
         + cnt + b"\x41\x02\x74" + b"\x20\x00\xa7" + b"\x36\x42\x01" + list_off
         # journaled[p] = 1

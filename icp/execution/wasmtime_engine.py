@@ -244,9 +244,8 @@ class WasmtimeInstance:
         self._other_globals = [(i, g) for i, g in self._globals if i not in saved]
         save = ex.get("__icp_save_globals")
         restore = ex.get("__icp_restore_globals")
-        self._save_addr = (
-            ctypes.addressof(save._func) if isinstance(save, wasmtime.Func) and saved else 0
-        )
+        # $save also records the heap size at begin (pages above it are not copied)
+        self._save_addr = ctypes.addressof(save._func) if isinstance(save, wasmtime.Func) else 0
         self._restore_addr = (
             ctypes.addressof(restore._func) if isinstance(restore, wasmtime.Func) and saved else 0
         )
@@ -383,14 +382,16 @@ class WasmtimeInstance:
             return
         heap = self._heap()
         count = self._dirty_count()
+        fresh = self._size_before // PAGE_SIZE  # pages from here on were grown in this message
         for page in range(first, last + 1):
             if jm[page]:
                 continue
             if int(_memory_data_size(self._ctx, self._journal_addr)) < (count + 1) * PAGE_SIZE:
                 self._journal.grow(self._store, 16)
-            ctypes.memmove(
-                self._journal_ptr() + count * PAGE_SIZE, heap + page * PAGE_SIZE, PAGE_SIZE
-            )
+            if page < fresh:
+                ctypes.memmove(
+                    self._journal_ptr() + count * PAGE_SIZE, heap + page * PAGE_SIZE, PAGE_SIZE
+                )
             ctypes.c_uint32.from_address(self._list_addr + 4 * count).value = page
             jm[page] = 1
             count += 1
