@@ -18,8 +18,12 @@ section, which is what makes the rest of the execution layer possible.
    from the *original* code by this module, every engine that runs the
    instrumented module (wasmtime, pywasm) reports exactly the same number of
    instructions for the same message, as the IC requires of its replicas.
-   Cost of an instruction: 0 for ``nop drop block loop else end unreachable
-   return``, 1 for everything else (the default weights of wasmtime's fuel).
+   Weights are the IC's (``instruction_cost``): 1 per function entry, most
+   instructions 1, ``block loop else end`` 0, branches 2, calls 5/10, div/rem 10,
+   ``memory.grow`` 300, wasm64 loads/stores 2, ...; bulk memory and table
+   operations are also charged their size operand at run time (``$charge``).  A
+   call of an ``ic0`` import adds that function's fixed System API cost
+   (``import_costs``) to the calling segment.
 2. **Dirty-page journal** (optional, used by the wasmtime engine).  Memory 1
    holds, per 4 KiB page of memory 0, a *fast* byte and a *journaled* byte, then
    the list of journaled pages, then the saved globals.  Before every scalar
@@ -32,24 +36,29 @@ section, which is what makes the rest of the execution layer possible.
    longer ones call ``$span`` for every page they touch.  A store off the same
    unchanged local as an earlier checked store in the same segment, within 4096
    bytes above it, skips the test (``_SameBase``).  The host commits a message
-   by clearing the bytes of the listed pages and rolls a trapped message back
-   by copying the journaled pages back: both O(pages written), not O(heap size).
+   by clearing the bytes of the listed pages (``$commit``) and rolls a trapped
+   message back by copying the journaled pages back (``$rollback``): both
+   O(pages written), not O(heap size), one call each.  Pages at or above the heap
+   size at ``begin`` (global ``size0``, set by ``$save``) were grown in this
+   message: they are listed but not copied, and a rollback drops grown memory.
    The price is one byte load and branch per store, and one 4 KiB copy per page
    written per message.
 3. The start function is removed and exported as ``__icp_start``, memory 0 as
    ``__icp_mem``, and every mutable global as ``__icp_g<index>`` so the host can
    run ``(start)`` under its own instruction limit and snapshot globals.  With the
-   journal, two more helpers are exported: ``__icp_save_globals`` stores every
+   journal, more helpers are exported: ``__icp_save_globals`` stores every
    numeric mutable global into a reserved area of memory 1 (8 bytes each, after the
-   dirty list) and ``__icp_restore_globals`` loads them back, so a transaction
-   saves and restores all globals with one call each instead of one host crossing
-   per global.  Helpers are not metered (they are not canister code).
+   dirty list), ``__icp_restore_globals`` loads them back, ``__icp_commit`` and
+   ``__icp_rollback`` end a transaction, so the host needs one call per step
+   instead of one crossing per global or page.  Helpers are not metered (they are
+   not canister code).  The original module is validated on its own first
+   (``engine.validate_structure``), so its code cannot name anything added here.
 
 Spec: interface spec §"Canister module format" and §"System API imports"
 (digest §5.1); resource limits digest §7.2 (dfinity/ic
 ``rs/embedders/src/wasm_utils/validation.rs``).  The IC itself counts
 instructions by instrumentation too (``rs/embedders/src/wasm_utils/
-instrumentation.rs``); our weights differ from its table (documented above).
+instrumentation.rs``, ``instruction_to_cost``), with the weights used here.
 """
 
 from __future__ import annotations
