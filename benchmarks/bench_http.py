@@ -122,7 +122,7 @@ async def client(
             size = int(head[at + 15 : head.index(b"\r\n", at)]) if at >= 0 else 0
             payload = await reader.readexactly(size)
             if int(head[9:12]) != expect or b"replied" not in payload:
-                raise RuntimeError(f"{head[:12]!r}: {payload[:200]!r}")
+                raise RuntimeError(f"{head[:12]!r}: {payload[:600]!r}")
             latencies.append(time.perf_counter() - t0)
     finally:
         writer.close()
