@@ -250,6 +250,7 @@ class WasmtimeInstance:
             ctypes.addressof(restore._func) if isinstance(restore, wasmtime.Func) and saved else 0
         )
         self._func_addrs: dict[str, int] = {}
+        self._callback_wide: dict[bytes, bool] = {}
         commit = ex.get("__icp_commit")
         rollback = ex.get("__icp_rollback")
         self._commit_addr = (
@@ -537,13 +538,17 @@ class WasmtimeInstance:
             raise WasmTrap(TrapKind.TRAP, f"callback index {index} out of bounds") from exc
         if not isinstance(func, wasmtime.Func):
             raise WasmTrap(TrapKind.TRAP, f"callback index {index} is not a function")
-        ft = func.type(self._store)
-        params = ft.params
-        if len(params) != 1 or ft.results:
-            raise WasmTrap(TrapKind.TRAP, "callback has the wrong type")
-        wide = params[0] == wasmtime.ValType.i64()
-        if not wide and params[0] != wasmtime.ValType.i32():
-            raise WasmTrap(TrapKind.TRAP, "callback has the wrong type")
+        key = bytes(func._func)  # (store id, index): a function's type never changes
+        wide = self._callback_wide.get(key)
+        if wide is None:
+            ft = func.type(self._store)
+            params = ft.params
+            if len(params) != 1 or ft.results:
+                raise WasmTrap(TrapKind.TRAP, "callback has the wrong type")
+            wide = params[0] == wasmtime.ValType.i64()
+            if not wide and params[0] != wasmtime.ValType.i32():
+                raise WasmTrap(TrapKind.TRAP, "callback has the wrong type")
+            self._callback_wide[key] = wide
         return self._invoke(ctypes.addressof(func._func), (env,), wide, api, instruction_limit)
 
     def _invoke(
