@@ -35,9 +35,10 @@ Header", "Request Hash Calculation", "Response Hash Calculation", "Legacy Respon
 Verification"; details as in dfinity/response-verification
 (``ic-response-verification``: 300 s certificate time offset, percent-decoded URL
 path, directory paths end in an empty segment, ``more_specific_wildcards_for``).
-Difference: the "Response Verification Version Assertion" (reading the canister's
-``supported_certificate_versions`` metadata on a downgrade to v1) is not made; the
-spec calls it optional.
+With ``version_floor`` (the gateway passes one), a v1 answer to a request that asked
+for v2 is a downgrade: the canister's public ``supported_certificate_versions``
+metadata is read (certified) and the response must be at least the highest version
+both sides support ("Response Verification Version Assertion").
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import binascii
 import re
 import urllib.parse
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
@@ -58,6 +59,8 @@ from icp.crypto.errors import CertificateError, HashTreeError
 from icp.crypto.hashing import EncodingError, cbor_decode, leb128_unsigned, sha256
 from icp.principal import Principal
 
+MAX_VERSION: Final = 2
+"""Highest response verification version this gateway supports (and requests)."""
 MAX_CERT_TIME_OFFSET_NS: Final = 300 * 1_000_000_000
 """How far a certificate's ``/time`` may be from the gateway's clock (5 minutes)."""
 MAX_DECODED_BODY: Final = 16 * 1024 * 1024
@@ -599,6 +602,24 @@ def verify_v2(
     return Verified(2, headers)
 
 
+def version_floor(supported: bytes | None) -> int:
+    """Return the lowest version to accept given a ``supported_certificate_versions`` value.
+
+    The value is a comma-separated list (``"1,2"``); absent metadata allows any version.
+    Spec: "Response Verification Version Assertion" (no response below the highest
+    version both the gateway and the canister support).
+    """
+    if supported is None:
+        return 1
+    versions = set()
+    for part in supported.decode("utf-8", "replace").split(","):
+        part = part.strip()
+        if part.isdigit():
+            versions.add(int(part))
+    common = [v for v in versions if 1 <= v <= MAX_VERSION]
+    return max(common, default=1)
+
+
 def verify_response(
     request: Request,
     response: Response,
@@ -607,10 +628,14 @@ def verify_response(
     now: int,
     *,
     min_version: int = 1,
+    floor: Callable[[], int] | None = None,
 ) -> Verified:
     """Verify a canister's response to ``request``; raise ``VerificationError`` if not.
 
-    Spec: HTTP gateway spec "Response Verification Outline".
+    ``floor`` is called only for a response below ``MAX_VERSION`` (a downgrade) and
+    returns the lowest version the canister's certified metadata allows.
+    Spec: HTTP gateway spec "Response Verification Outline", "Response Verification
+    Version Assertion".
     """
     value = header(response.headers, CERTIFICATE_HEADER)
     if value is None:
@@ -621,6 +646,13 @@ def verify_response(
     if fields.version not in (1, 2):
         raise VerificationError(f"unsupported response verification version {fields.version}")
     tree = verify_certificate(fields, canister_id, root_key, now)
+    if fields.version < MAX_VERSION and floor is not None:
+        lowest = floor()
+        if fields.version < lowest:
+            raise VerificationError(
+                f"version {fields.version} response from a canister that supports version "
+                f"{lowest} (a downgrade)"
+            )
     if fields.version == 1:
         return verify_v1(tree, request, response)
     return verify_v2(tree, fields.expr_path, request, response)
@@ -637,4 +669,5 @@ __all__ = [
     "request_hash",
     "response_hash",
     "verify_response",
+    "version_floor",
 ]

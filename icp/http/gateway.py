@@ -57,7 +57,10 @@ from icp.candid import (
     idl_hash,
 )
 from icp.candid.types import FuncRef
+from icp.crypto.certificate import Certificate
+from icp.crypto.errors import CertificateError
 from icp.crypto.hashing import cbor_decode, cbor_encode
+from icp.crypto.hashtree import LookupStatus
 from icp.http import certification
 from icp.ic import ICError
 from icp.principal import Principal
@@ -217,6 +220,42 @@ class Gateway:
         }
         return cbor_encode({"content": content})
 
+    def version_floor(self, canister: Principal) -> int:
+        """Read (certified) the lowest response verification version ``canister`` allows.
+
+        Raises ``certification.VerificationError`` if the answer cannot be trusted.
+        Spec: HTTP gateway spec "Response Verification Version Assertion" (public
+        metadata ``supported_certificate_versions``, read with ``read_state``).
+        """
+        path = [b"canister", canister.raw, b"metadata", b"supported_certificate_versions"]
+        content = {
+            "request_type": "read_state",
+            "sender": ANONYMOUS,
+            "paths": [path],
+            "ingress_expiry": self.frontend.clock() + TTL,
+        }
+        try:
+            answer: Any = cbor_decode(
+                self.frontend.backend.read_state(cbor_encode({"content": content}), canister)
+            )
+            cert = Certificate.from_cbor(answer["certificate"])
+            cert.verify(
+                self.frontend.backend.root_key,
+                canister,
+                now=self.frontend.clock(),
+                max_time_skew_ns=certification.MAX_CERT_TIME_OFFSET_NS,
+            )
+        except ICError as exc:
+            raise certification.VerificationError(
+                f"cannot read the canister's supported versions: {exc.message}"
+            ) from None
+        except (CertificateError, KeyError, TypeError) as exc:
+            raise certification.VerificationError(f"metadata certificate: {exc}") from None
+        found = cert.lookup(path)
+        if found.status not in (LookupStatus.FOUND, LookupStatus.ABSENT):
+            raise certification.VerificationError("the metadata certificate does not decide")
+        return certification.version_floor(found.value)
+
     def query(self, canister: Principal, method: str, arg: bytes) -> bytes:
         """Run an anonymous query through the IC's query path; return the reply bytes."""
         try:
@@ -304,6 +343,7 @@ class Gateway:
                     canister,
                     self.frontend.backend.root_key,
                     self.frontend.clock(),
+                    floor=lambda: self.version_floor(canister),
                 )
             except certification.VerificationError as exc:
                 raise GatewayError(

@@ -30,6 +30,7 @@ from icp.http.certification import (
     request_hash,
     response_hash,
     verify_response,
+    version_floor,
 )
 from icp.principal import Principal
 
@@ -350,3 +351,17 @@ def test_garbage_raises_only_verification_error(value: str, expression: str, url
 def test_cel_parser_raises_only_verification_error(text: str) -> None:
     with contextlib.suppress(VerificationError):
         parse_expression(text)
+
+
+def test_version_floor_from_metadata() -> None:
+    assert version_floor(None) == 1
+    assert version_floor(b"1,2") == 2
+    assert version_floor(b" 2 , 1 ") == 2
+    assert version_floor(b"1") == 1
+    assert version_floor(b"1,3,x") == 1
+    tree = hashtree.build({"http_assets": {"/": sha256(BODY)}})
+    response = v1_response(tree)
+    ok = verify_response(get("/"), response, CID, ROOT_KEY, NOW, floor=lambda: 1)
+    assert ok.version == 1
+    with pytest.raises(VerificationError, match="downgrade"):
+        verify_response(get("/"), response, CID, ROOT_KEY, NOW, floor=lambda: 2)

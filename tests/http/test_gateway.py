@@ -259,3 +259,53 @@ def test_lying_canisters_get_503_never_their_content(
     # the raw domain passes the canister's answer on unverified, as ic-http-gateway does
     status, _, body = browse(server, f"{cid}.raw.localhost:{server.port}", "/lie")
     assert (status, body) == (200, b"a lie")
+
+
+def with_custom_section(wasm: bytes, name: str, content: bytes) -> bytes:
+    """Append a custom section (id 0) to a Wasm module."""
+    from icp.leb128 import encode_unsigned
+
+    raw_name = name.encode()
+    payload = encode_unsigned(len(raw_name)) + raw_name + content
+    return wasm + b"\x00" + encode_unsigned(len(payload)) + payload
+
+
+def test_a_v1_answer_from_a_canister_that_supports_v2_is_a_downgrade(
+    server: ServerThread,
+) -> None:
+    wasm = with_custom_section(
+        compile_motoko(CERTIFIED), "icp:public supported_certificate_versions", b"1,2"
+    )
+    cid = install(server, wasm)
+    host = f"{cid}.localhost:{server.port}"
+    cel = certification.parse_expression(V2_CEL)
+    assert cel.request is not None and cel.response is not None
+    v2_headers = [("Content-Type", "text/html"), ("IC-CertificateExpression", V2_CEL)]
+    v2_response = certification.Response(200, tuple(v2_headers), b"v2 page")
+    response_hash = certification.response_hash(
+        v2_response, certification.certified_headers(v2_response, cel.response)
+    )
+    request_hash = certification.request_hash(
+        certification.Request("GET", "/v2", (("host", host),), b""), cel.request
+    )
+    tree = hashtree.build(
+        {
+            "http_assets": {"/": sha256(b"v1 page")},
+            "http_expr": {
+                "v2": {"<$>": {sha256(V2_CEL.encode()): {request_hash: {response_hash: b""}}}}
+            },
+        }
+    )
+    pages = [
+        page("/", b"v1 page", tree),
+        page("/v2", b"v2 page", tree, headers=v2_headers, expr_path=["http_expr", "v2", "<$>"]),
+    ]
+    arg = encode([Blob, Vec(Page)], [tree.digest(), pages])
+    status, _, data = http(
+        f"{server.url}/api/v3/canister/{cid}/call", call_body(OWNER, cid, "set", arg)
+    )
+    assert status == 200 and decode(data)["status"] == "replied"
+    status, _, body = browse(server, host, "/")
+    assert status == 503 and b"downgrade" in body and b"v1 page" not in body
+    status, _, body = browse(server, host, "/v2")
+    assert (status, body) == (200, b"v2 page")
