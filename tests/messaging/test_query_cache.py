@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from icp.execution.canister import CanisterSettings, CanisterState
 from icp.execution.errors import ErrorCode
@@ -97,3 +99,40 @@ def test_least_recently_used_entries_go_first_beyond_the_capacity() -> None:
     huge = QueryCache(capacity=10)
     huge.push(keys[0], REPLY, CANISTER, T, 5, includes_data_certificate=False)
     assert len(huge) == 0  # an entry larger than the whole cache is not kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["query", "version", "cycles", "time", "height", "other_key"]),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_the_cache_answers_exactly_when_nothing_it_depends_on_changed(steps: list[str]) -> None:
+    """Model: the cache answers iff version, balance, time and height are unchanged."""
+    cache = QueryCache()
+    canister, now, height = CANISTER, T, 5
+    pushed_in: dict[QueryKey, tuple[int, int, int, int]] = {}  # environment of each entry
+    key = KEY
+    for step in steps:
+        if step == "version":
+            canister = attrs.evolve(canister, version=canister.version + 1)
+        elif step == "cycles":
+            canister = attrs.evolve(canister, cycles=canister.cycles - 7)
+        elif step == "time":
+            now += 1
+        elif step == "height":
+            height += 1
+        elif step == "other_key":
+            key = (b"\x05", *KEY[1:]) if key == KEY else KEY
+        else:
+            environment = (canister.version, canister.cycles, now, height)
+            answer = Reply(repr(environment).encode())  # the "execution" reads all of it
+            hit = cache.get(key, canister, now, height)
+            if pushed_in.get(key) == environment:
+                assert hit == answer  # unchanged: answered from the cache
+            else:
+                assert hit is None  # anything changed (or never asked): executed again
+                cache.push(key, answer, canister, now, height, includes_data_certificate=True)
+                pushed_in[key] = environment
