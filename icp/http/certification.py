@@ -217,17 +217,60 @@ def request_path(url: str) -> str:
 # ------------------------------------------------------------------------- the checks
 
 
+class VerifiedCertificates:
+    """Certificates whose signatures (and delegation) verified recently, by content.
+
+    Every response a canister serves at one certified height carries the same
+    certificate; its BLS checks (one pairing check, two with a delegation) are the
+    bulk of verifying a response, so a gateway checks each certificate once and then
+    only its ``/time`` against the clock.  An entry is trusted for ``max_age_ns`` after
+    its full check (so the delegation's age is rechecked that often); at most
+    ``capacity`` entries are kept.
+    """
+
+    def __init__(self, capacity: int = 256, max_age_ns: int = 60 * 1_000_000_000) -> None:
+        self.capacity = capacity
+        self.max_age_ns = max_age_ns
+        self._entries: dict[bytes, tuple[int, Certificate]] = {}
+
+    def get(self, key: bytes, now: int) -> Certificate | None:
+        """Return a certificate fully checked less than ``max_age_ns`` before ``now``."""
+        entry = self._entries.get(key)
+        if entry is None or not 0 <= now - entry[0] < self.max_age_ns:
+            return None
+        return entry[1]
+
+    def put(self, key: bytes, now: int, certificate: Certificate) -> None:
+        """Remember a certificate that passed every check at ``now``."""
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()
+        self._entries[key] = (now, certificate)
+
+
 def verify_certificate(
-    header_fields: CertificateHeader, canister_id: Principal, root_key: bytes, now: int
+    header_fields: CertificateHeader,
+    canister_id: Principal,
+    root_key: bytes,
+    now: int,
+    cache: VerifiedCertificates | None = None,
 ) -> hashtree.HashTree:
     """Check the certificate and that it certifies the tree; return the tree.
 
     Spec: "Certificate Validation" (signature by the root key or a delegation valid
     for the canister; recent ``/time``; ``certified_data`` equals the tree's root).
     """
+    key = sha256(header_fields.certificate + b"\0" + root_key + b"\0" + canister_id.raw)
+    certificate = cache.get(key, now) if cache is not None else None
     try:
-        certificate = Certificate.from_cbor(header_fields.certificate)
-        certificate.verify(root_key, canister_id, now=now, max_time_skew_ns=MAX_CERT_TIME_OFFSET_NS)
+        if certificate is None:
+            certificate = Certificate.from_cbor(header_fields.certificate)
+            certificate.verify(
+                root_key, canister_id, now=now, max_time_skew_ns=MAX_CERT_TIME_OFFSET_NS
+            )
+            if cache is not None:
+                cache.put(key, now, certificate)
+        elif abs(certificate.time() - now) > MAX_CERT_TIME_OFFSET_NS:
+            raise CertificateError("certificate /time is too far from the local clock")
     except CertificateError as exc:
         raise VerificationError(f"certificate: {exc}") from None
     try:
@@ -629,11 +672,13 @@ def verify_response(
     *,
     min_version: int = 1,
     floor: Callable[[], int] | None = None,
+    cache: VerifiedCertificates | None = None,
 ) -> Verified:
     """Verify a canister's response to ``request``; raise ``VerificationError`` if not.
 
     ``floor`` is called only for a response below ``MAX_VERSION`` (a downgrade) and
-    returns the lowest version the canister's certified metadata allows.
+    returns the lowest version the canister's certified metadata allows; ``cache``
+    spares re-checking the signatures of a certificate seen recently.
     Spec: HTTP gateway spec "Response Verification Outline", "Response Verification
     Version Assertion".
     """
@@ -645,7 +690,7 @@ def verify_response(
         raise VerificationError(f"version {fields.version} is below the minimum {min_version}")
     if fields.version not in (1, 2):
         raise VerificationError(f"unsupported response verification version {fields.version}")
-    tree = verify_certificate(fields, canister_id, root_key, now)
+    tree = verify_certificate(fields, canister_id, root_key, now, cache)
     if fields.version < MAX_VERSION and floor is not None:
         lowest = floor()
         if fields.version < lowest:
@@ -664,6 +709,7 @@ __all__ = [
     "Response",
     "VerificationError",
     "Verified",
+    "VerifiedCertificates",
     "parse_certificate_header",
     "parse_expression",
     "request_hash",

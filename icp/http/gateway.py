@@ -208,6 +208,7 @@ class Gateway:
 
     def __init__(self, frontend: HttpFrontend) -> None:
         self.frontend = frontend
+        self.certificates = certification.VerifiedCertificates()
 
     def _envelope(self, kind: str, canister: Principal, method: str, arg: bytes) -> bytes:
         content = {
@@ -344,6 +345,7 @@ class Gateway:
                     self.frontend.backend.root_key,
                     self.frontend.clock(),
                     floor=lambda: self.version_floor(canister),
+                    cache=self.certificates,
                 )
             except certification.VerificationError as exc:
                 raise GatewayError(

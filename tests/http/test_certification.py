@@ -23,6 +23,7 @@ from icp.http.certification import (
     Response,
     ResponseCertification,
     VerificationError,
+    VerifiedCertificates,
     certified_headers,
     more_specific_wildcards,
     parse_certificate_header,
@@ -365,3 +366,32 @@ def test_version_floor_from_metadata() -> None:
     assert ok.version == 1
     with pytest.raises(VerificationError, match="downgrade"):
         verify_response(get("/"), response, CID, ROOT_KEY, NOW, floor=lambda: 2)
+
+
+def test_certificates_are_checked_once_then_only_their_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = []
+    original = Certificate.verify
+
+    def counting(self: Certificate, *args: object, **kwargs: object) -> None:
+        checks.append(1)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Certificate, "verify", counting)
+    tree = hashtree.build({"http_assets": {"/": sha256(BODY)}})
+    response = v1_response(tree)
+    cache = VerifiedCertificates(max_age_ns=600 * 10**9)
+    for later in (0, 10, 30):
+        now = NOW + later * 10**9
+        assert verify_response(get("/"), response, CID, ROOT_KEY, now, cache=cache).version == 1
+    assert len(checks) == 1
+    with pytest.raises(VerificationError, match="too far"):  # cached, but /time is stale
+        verify_response(get("/"), response, CID, ROOT_KEY, NOW + 301 * 10**9, cache=cache)
+    with pytest.raises(VerificationError, match="body's hash"):  # the cache spares no check
+        verify_response(get("/"), v1_response(tree, b"evil"), CID, ROOT_KEY, NOW, cache=cache)
+    other_sk, _ = bls.keygen(b"another key, not the IC root key")
+    forged = ic_certificate(tree, certificate(tree.digest(), sk=other_sk))
+    with pytest.raises(VerificationError, match="signature"):
+        verify_response(get("/"), Response(200, (("IC-Certificate", forged),), BODY), CID,
+                        ROOT_KEY, NOW, cache=cache)  # fmt: skip
