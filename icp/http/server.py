@@ -1,11 +1,15 @@
-"""The IC HTTP interface over an in-process IC, served by aiohttp.
+"""The IC HTTP interface over an in-process IC, served by aiohttp (and a hot path).
 
 Theory of operation.  ``HttpFrontend`` owns a ``Backend`` (an ``InternetComputer``)
 and everything an edge may touch: the wall clock and the event loop.  A background
 task (``drive_clock``) keeps the IC's virtual time level with the wall clock, so
 consensus finalizes blocks and certifies states at its own pace while the handlers
-answer requests in between.  All IC access happens on the event loop's thread (the
-IC is not thread-safe and its steps are short).
+answer requests in between; it sleeps ``CLOCK_POLL`` when caught up, and after each
+step answers the ``/api/v3`` calls whose status a new certified height made final
+(one future and one timeout timer per waiting call).  All IC access happens on the
+event loop's thread (the IC is not thread-safe and its steps are short).
+Connections start on ``icp.http.wire.ApiProtocol``, which parses the common agent
+requests itself and hands everything else to the aiohttp application below.
 
 Each endpoint is a small function from (frontend, path parameters, body) to an
 ``HttpReply``; ``ICError`` from the backend becomes the status and body the replica
