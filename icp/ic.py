@@ -422,7 +422,28 @@ class InternetComputer:
                 self._schedule_tick(subnet.index, node, self.now)
                 self._push(Time(self.now + TIMER_INTERVAL), 1, subnet.index, node, None)
         if restarting:
-            self.now = Time(max(self.now, self._restored_time()))
+            self._recover()
+
+    def _recover(self) -> None:
+        """After a restart: run until every replica re-executed and certified its chain.
+
+        The clock resumes at the latest time any node had reached (its last finalized
+        block's time), never earlier, and calls are served only once every height a node
+        had finalized before the restart is executed and certified again, so replies and
+        times certified before the restart are certified again after it.
+        Spec: protocol digest §4.7 (restart from checkpoint + CUP, replay of the
+        finalized blocks above it).
+        """
+        replicas = [r for s in self.subnets for r in s.replicas]
+        self.now = Time(
+            max(self.now, self._restored_time(), *(r.replay_target[1] for r in replicas))
+        )
+
+        def behind() -> bool:
+            return any((r.state.certified_height or 0) < r.replay_target[0] for r in replicas)
+
+        if not self.run_while(behind, self.now + 60 * NANOS_PER_SECOND):
+            raise ICError("restart: the persisted chain was not re-certified within a minute")
 
     def _state_sync_for(
         self, subnet: Subnet, node: int

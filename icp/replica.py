@@ -52,6 +52,7 @@ from typing import Any, Final
 import attrs
 
 from icp.consensus.artifacts import (
+    BlockProposal,
     CatchUpPackage,
     ConsensusArtifact,
     DkgTag,
@@ -337,6 +338,13 @@ class Replica:
         self._last_certification_broadcast = Time(now)
         self._clock = Time(now)
         self._persisted_chain = Height(setup.cup.height if cup is None else cup.height)
+        origin = setup.cup if cup is None else cup
+        self.replay_target: tuple[Height, Time] = (
+            origin.height,
+            origin.content.block.context.time,
+        )
+        """Height and time of the last finalized block this node knew before a restart
+        (``restore``); it serves again once it has re-executed and certified it."""
         self.executed_heights = 0
         builder = payload_builder(self) if payload_builder is not None else None
         self.consensus: ConsensusReplica = make_replica(
@@ -733,6 +741,11 @@ class Replica:
             replica._persisted_chain = _last_chain_height(state_dir)
             for artifact in _load_chain(state_dir, cup.height):
                 replica.consensus.on_artifact(artifact)
+                if isinstance(artifact, BlockProposal):
+                    block = artifact.block
+                    replica.replay_target = max(
+                        replica.replay_target, (block.height, block.context.time)
+                    )
             return replica
         raise ReplicaError(f"no checkpoint in {state_dir} matches a persisted catch-up package")
 

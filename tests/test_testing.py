@@ -261,11 +261,6 @@ def test_state_dir_survives_del_and_restart(counter_wasm: bytes, tmp_path: Path)
         PocketIC(SubnetConfig(nns=True, state_dir=tmp_path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="InternetComputer restarts from state_dir with its clock near genesis, before the "
-    "time of the states it certified before closing (issue for icp/ic.py)",
-)
 def test_time_set_last_survives_restart(tmp_path: Path) -> None:
     pic = PocketIC(state_dir=tmp_path)
     later = pic.get_time()["nanos_since_epoch"] + 3600 * 10**9
