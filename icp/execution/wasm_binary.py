@@ -708,28 +708,68 @@ def _arity(op: int) -> tuple[int, int] | None:
     return None
 
 
-class _SameBase:
-    """Skip the journal check of a store already covered in the same straight-line segment.
+_IfState = tuple[list[tuple[int, int] | None], dict[tuple[int, int], list[int]]]
+_CONTROL = frozenset([0x00, 0x02, 0x03, 0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F])
 
-    Within one segment (no control flow in between) the abstract stack records which
-    values are ``local.get L`` of an unchanged local.  A checked store at ``L + off``
-    leaves ``fast[(L + off) >> 12]`` set, which covers ``[L + off, L + off + 4096)``
-    (pages ``p`` and ``p+1``) until the message ends, so a later store at
-    ``L + off2`` with ``off <= off2`` and ``off2 + size <= off + 4096`` needs no check.
-    Anything not understood (an unknown instruction) forgets everything: safe.
+
+class _SameBase:
+    """Skip the journal check of a store that an earlier checked store already covers.
+
+    An abstract stack records which values are ``local.get L`` of an unchanged local
+    (a version per local, bumped by ``local.set``/``tee``).  A checked store at
+    ``L + off`` leaves ``fast[(L + off) >> 12]`` set, which covers
+    ``[L + off, L + off + 4096)`` (pages ``p`` and ``p+1``) until the message ends,
+    so a later store at ``L + off2`` with ``off <= off2`` and
+    ``off2 + size <= off + 4096`` needs no check -- if every path to it passed the
+    first one.  Knowledge therefore flows only forward through code that dominates:
+    across ``block`` entry, ``br_if`` fall-through and into an ``if``'s branches
+    (each branch starts from the state before the ``if``); it is dropped at every
+    join or back-edge target (``end``, ``loop``), after ``br``/``br_table``/
+    ``return``/``unreachable``, and at anything not understood: always safe.
     """
 
-    __slots__ = ("call_arity", "covered", "stack", "version")
+    __slots__ = ("call_arity", "control", "covered", "stack", "version")
 
     def __init__(self, call_arity: list[tuple[int, int]], type_arity: list[tuple[int, int]]):
         self.call_arity = (call_arity, type_arity)
         self.stack: list[tuple[int, int] | None] = []
         self.version: dict[int, int] = {}
         self.covered: dict[tuple[int, int], list[int]] = {}
+        # per open block: the state at an ``if`` (restored at its ``else``), else None
+        self.control: list[_IfState | None] = []
 
     def reset(self) -> None:
         self.stack = []
         self.covered = {}
+
+    def _snapshot(self) -> _IfState:
+        return list(self.stack), {k: list(v) for k, v in self.covered.items()}
+
+    def _control(self, op: int) -> None:
+        if op == 0x02:  # block: its body always follows the code before it
+            self.control.append(None)
+        elif op == 0x03:  # loop: a back-edge target
+            self.control.append(None)
+            self.reset()
+        elif op == 0x04:  # if: pops the condition; both branches start from here
+            self._pop(1)
+            self.control.append(self._snapshot())
+        elif op == 0x05:  # else
+            state = self.control[-1] if self.control else None
+            if state is None:
+                self.reset()
+            else:
+                self.stack, covered = state
+                self.stack = list(self.stack)
+                self.covered = {k: list(v) for k, v in covered.items()}
+        elif op == 0x0B:  # end: a join point
+            if self.control:
+                self.control.pop()
+            self.reset()
+        elif op == 0x0D:  # br_if: the fall-through is dominated by what came before
+            self._pop(1)
+        else:  # br, br_table, return, unreachable: what follows is unreachable
+            self.reset()
 
     def _pop(self, n: int) -> None:
         if n:
@@ -747,7 +787,10 @@ class _SameBase:
         return False
 
     def step(self, op: int, raw: bytes) -> None:
-        """Apply the stack effect of one instruction."""
+        """Apply the effect of one instruction on the abstract state."""
+        if op in _CONTROL:
+            self._control(op)
+            return
         if op == 0x20:  # local.get
             idx = _Reader(raw, 1).u()
             self.stack.append((idx, self.version.get(idx, 0)))
@@ -919,10 +962,7 @@ def instrument(
                     + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ti32)
                 )  # fmt: skip
             out.append(raw)
-            if op in _SEGMENT_END:
-                same.reset()
-            else:
-                same.step(op, raw)
+            same.step(op, raw)
             seg_cost += instruction_cost(op, mem64)
             if op == 0x10 and call_cost:  # a call of an import: its fixed System API cost
                 callee = _Reader(raw, 1).u()

@@ -190,7 +190,30 @@ SCRIBBLE_WAT = """
     (i64.store offset=8 (local.get $b) (i64.const 5))
     (i64.store offset=16 (local.tee $b (i32.add (local.get $b) (i32.const 4096))) (i64.const 6))
     (i32.store offset=4 (local.get $b) (i32.const 7)))
+  (func $branches (param $b i32) (param $c i32)
+    ;; coverage flows into both branches of an if, never from one branch to the other
+    (i64.store (local.get $b) (i64.const 1))
+    (if (local.get $c)
+      (then (i64.store offset=4100 (local.get $b) (i64.const 2)))
+      (else (i64.store offset=4200 (local.get $b) (i64.const 3))))
+    (block
+      (i64.store offset=8 (local.get $b) (i64.const 4))
+      (br_if 0 (local.get $c))
+      (i64.store offset=16 (local.get $b) (i64.const 5)))
+    ;; after the join: covered by the else window only, so it must be checked
+    (i64.store offset=8200 (local.get $b) (i64.const 6)))
+  (func $looped (param $b i32) (local $i i32)
+    ;; a loop header is a back-edge target: nothing from before the loop carries over
+    (i64.store (local.get $b) (i64.const 1))
+    (loop $l
+      (i64.store offset=8 (local.get $b) (i64.const 2))
+      (local.set $b (i32.add (local.get $b) (i32.const 8192)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 3)))))
   (func (export "canister_update scribble_and_trap")
+    (call $looped (i32.const 233572))
+    (call $branches (i32.const 85920) (i32.const 0))
+    (call $branches (i32.const 217083) (i32.const 1))
     (call $same_base (i32.const 44960))
     (call $scribble (i32.const 4096)) (call $scribble (i32.const 131072))
     (call $trap (i32.const 0) (i32.const 0)))
