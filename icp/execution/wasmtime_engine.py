@@ -150,9 +150,12 @@ class WasmtimeInstance:
     begin/commit/rollback) go straight to the wasmtime C API through raw addresses
     (``_c_fn`` prototypes, ``wasmtime_func_new_unchecked`` host functions,
     ``wasmtime_func_call_unchecked``): wasmtime-py's generic wrappers allocate type
-    objects on every call and cost more than a small canister message itself.  All
-    numeric mutable globals are saved and restored by two exported helpers that the
-    instrumentation adds (one call each instead of one host crossing per global).
+    objects on every call and cost more than a small canister message itself.
+    ``begin``/``commit``/``rollback`` are one call each of helpers the instrumentation
+    exports (save the globals; clear the journal marks; copy pages back and restore
+    the globals), instead of one host crossing per global or page.  The raw paths use
+    wasmtime-py's private ``wasmtime._ffi`` bindings of the stable C API (checked
+    with wasmtime-py 50); the public API is used only off the per-message path.
     """
 
     def __init__(self, engine: WasmtimeEngine, module: WasmtimeModule, memory_limit: int) -> None:
