@@ -708,7 +708,9 @@ def _arity(op: int) -> tuple[int, int] | None:
     return None
 
 
-_IfState = tuple[list[tuple[int, int] | None], dict[tuple[int, int], list[int]]]
+_Val = tuple[int, int, int] | None
+"""Abstract value: ``(L, version, d)`` = local ``L`` + ``d``; ``(-1, 0, k)`` = constant ``k``."""
+_IfState = tuple[list[_Val], dict[tuple[int, int], list[int]]]
 _CONTROL = frozenset([0x00, 0x02, 0x03, 0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F])
 
 
@@ -726,13 +728,23 @@ class _SameBase:
     (each branch starts from the state before the ``if``); it is dropped at every
     join or back-edge target (``end``, ``loop``), after ``br``/``br_table``/
     ``return``/``unreachable``, and at anything not understood: always safe.
+
+    On memory64, ``i64.add``/``i64.sub`` of a constant keep the local (``L + d``): if
+    the checked store's address ``L + d1 + off1`` is inside the heap, adding less than
+    4096 to it cannot wrap.  (Not on wasm32: a 4 GiB heap could wrap ``i32.add``.)
     """
 
-    __slots__ = ("call_arity", "control", "covered", "stack", "version")
+    __slots__ = ("call_arity", "control", "covered", "mem64", "stack", "version")
 
-    def __init__(self, call_arity: list[tuple[int, int]], type_arity: list[tuple[int, int]]):
+    def __init__(
+        self,
+        call_arity: list[tuple[int, int]],
+        type_arity: list[tuple[int, int]],
+        mem64: bool = False,
+    ):
         self.call_arity = (call_arity, type_arity)
-        self.stack: list[tuple[int, int] | None] = []
+        self.mem64 = mem64
+        self.stack: list[_Val] = []
         self.version: dict[int, int] = {}
         self.covered: dict[tuple[int, int], list[int]] = {}
         # per open block: the state at an ``if`` (restored at its ``else``), else None
@@ -777,13 +789,14 @@ class _SameBase:
 
     def store_covered(self, offset: int, size: int) -> bool:
         """At a store (before ``step``): is its address covered? Record it if not."""
-        key = self.stack[-2] if len(self.stack) >= 2 else None
-        if key is None:
+        addr = self.stack[-2] if len(self.stack) >= 2 else None
+        if addr is None or addr[0] < 0:
             return False
-        windows = self.covered.setdefault(key, [])
-        if any(w <= offset and offset + size <= w + PAGE_SIZE for w in windows):
+        start = addr[2] + offset
+        windows = self.covered.setdefault((addr[0], addr[1]), [])
+        if any(w <= start and start + size <= w + PAGE_SIZE for w in windows):
             return True
-        windows.append(offset)
+        windows.append(start)
         return False
 
     def step(self, op: int, raw: bytes) -> None:
@@ -793,14 +806,27 @@ class _SameBase:
             return
         if op == 0x20:  # local.get
             idx = _Reader(raw, 1).u()
-            self.stack.append((idx, self.version.get(idx, 0)))
+            self.stack.append((idx, self.version.get(idx, 0), 0))
             return
         if op in (0x21, 0x22):  # local.set / local.tee
             idx = _Reader(raw, 1).u()
             self.version[idx] = self.version.get(idx, 0) + 1
             self._pop(1)
             if op == 0x22:
-                self.stack.append((idx, self.version[idx]))
+                self.stack.append((idx, self.version[idx], 0))
+            return
+        if op == 0x42 and self.mem64:  # i64.const
+            self.stack.append((-1, 0, _Reader(raw, 1).s(64)))
+            return
+        if op in (0x7C, 0x7D) and self.mem64 and len(self.stack) >= 2:  # i64.add / i64.sub
+            a, b = self.stack[-2], self.stack[-1]
+            del self.stack[-2:]
+            if a is not None and b is not None and a[0] >= 0 and b[0] < 0:
+                self.stack.append((a[0], a[1], a[2] + b[2] if op == 0x7C else a[2] - b[2]))
+            elif op == 0x7C and a is not None and b is not None and a[0] < 0 and b[0] >= 0:
+                self.stack.append((b[0], b[1], b[2] + a[2]))
+            else:
+                self.stack.append(None)
             return
         if op in (0x10, 0x11):
             r = _Reader(raw, 1)
@@ -909,7 +935,7 @@ def instrument(
         seg_slot = 0
         seg_cost = 1  # the IC charges every function call at least 1
         seg_check = True
-        same = _SameBase(call_arity, type_arity)
+        same = _SameBase(call_arity, type_arity, mem64)
         while b.pos < b.end:
             ins = _decode(b)
             raw = code[ins.start : ins.end]

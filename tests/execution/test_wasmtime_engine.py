@@ -236,3 +236,39 @@ def test_every_kind_of_write_is_rolled_back(engine: object) -> None:
         assert inst.memory_size() == len(heap) and inst.read(0, len(heap)) == heap
     assert _run(inst, "canister_update scribble", Context.U, True) == b""
     assert inst.read(0, len(heap)) != heap  # the same writes, committed, do change the heap
+
+
+DELTA64_WAT = """
+(module
+  (import "ic0" "trap" (func $trap (param i64 i64)))
+  (import "ic0" "msg_reply" (func $reply))
+  (memory i64 2)
+  (func (export "canister_update init_pattern") (local $i i64)
+    (loop $l
+      (i64.store8 (local.get $i) (i64.xor (local.get $i) (i64.shr_u (local.get $i) (i64.const 8))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (i64.const 131072))))
+    (call $reply))
+  (func $delta (param $b i64)
+    ;; memory64: addresses local + constant are tracked too
+    (i64.store (local.get $b) (i64.const 1))
+    (i64.store (i64.add (local.get $b) (i64.const 24)) (i64.const 2))
+    (i64.store offset=100 (i64.add (local.get $b) (i64.const 3000)) (i64.const 3))
+    (i64.store (i64.add (i64.const 17000) (local.get $b)) (i64.const 7))
+    (i64.store (i64.sub (local.get $b) (i64.const 8)) (i64.const 4))
+    (i64.store (i64.add (local.get $b) (i64.const 9000)) (i64.const 5))
+    (i64.store (i64.add (i64.add (local.get $b) (i64.const 4000)) (i64.const 4100))
+               (i64.const 6)))
+  (func (export "canister_update delta_and_trap")
+    (call $delta (i64.const 40964))
+    (call $trap (i64.const 0) (i64.const 0))))
+"""
+
+
+def test_memory64_local_plus_constant_stores_are_rolled_back() -> None:
+    engine = WasmtimeEngine()
+    inst = engine.instantiate(engine.compile(wasmtime.wat2wasm(DELTA64_WAT)), 0)
+    assert _run(inst, "canister_update init_pattern", Context.U, True) == b""
+    heap = inst.read(0, inst.memory_size())
+    assert isinstance(_run(inst, "canister_update delta_and_trap", Context.U, True), WasmTrap)
+    assert inst.read(0, len(heap)) == heap
