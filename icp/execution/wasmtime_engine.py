@@ -16,7 +16,6 @@ from __future__ import annotations
 import array
 import ctypes
 import hashlib
-from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -34,9 +33,6 @@ from icp.execution.wasm_binary import (
     InstrumentedModule,
     ParsedModule,
 )
-
-_MEMSET_THRESHOLD = 2048
-"""Above this many dirty pages, clear the whole byte map with one memset."""
 
 _VT = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
 
@@ -228,15 +224,11 @@ class WasmtimeInstance:
         self._table: wasmtime.Table | None = ex.get("__icp_table")  # type: ignore[assignment]
         self._mem_addr = 0 if self._mem is None else ctypes.addressof(self._mem._memory)
         self._journal_addr = 0 if self._journal is None else ctypes.addressof(self._journal._memory)
-        self._bm: Any = None  # ctypes views of the fast and journaled-page maps
-        self._jm: Any = None
-        self._bm_base = 0
+        self._jm: Any = None  # ctypes view of the journaled-page map
         self._list_addr = 0
         if self._bytemap is not None:
             base = int(_memory_data(self._ctx, ctypes.addressof(self._bytemap._memory)) or 0)
             n = self._im.bytemap_pages
-            self._bm_base = base
-            self._bm = (ctypes.c_ubyte * n).from_address(base)
             self._jm = (ctypes.c_ubyte * n).from_address(base + self._im.journaled_offset)
             self._list_addr = base + self._im.list_offset
         self._globals: list[tuple[int, Any]] = [
@@ -246,12 +238,8 @@ class WasmtimeInstance:
         # globals the in-Wasm helpers do not cover (all of them without the helpers)
         self._other_globals = [(i, g) for i, g in self._globals if i not in saved]
         save = ex.get("__icp_save_globals")
-        restore = ex.get("__icp_restore_globals")
         # $save also records the heap size at begin (pages above it are not copied)
         self._save_addr = ctypes.addressof(save._func) if isinstance(save, wasmtime.Func) else 0
-        self._restore_addr = (
-            ctypes.addressof(restore._func) if isinstance(restore, wasmtime.Func) and saved else 0
-        )
         self._func_addrs: dict[str, int] = {}
         self._callback_wide: dict[bytes, bool] = {}
         commit = ex.get("__icp_commit")
@@ -367,7 +355,7 @@ class WasmtimeInstance:
     # ---- journal -------------------------------------------------------------
     # Memory 1 (fast map, journaled-page map, dirty list, saved globals; see
     # ``wasm_binary``) has a fixed size, so its base address is stable for the life of
-    # the instance: ``_bm``/``_jm`` view it directly.  The journal (memory 2) grows
+    # the instance: ``_jm`` views the journaled map directly.  The journal (memory 2) grows
     # and may move: its address is fetched on use.  Host writes journal exactly the
     # pages they touch and never set the fast map (leaving it clear is always safe).
 
@@ -413,28 +401,18 @@ class WasmtimeInstance:
     def _dirty_list(self, count: int | None = None) -> list[int]:
         if count is None:
             count = self._dirty_count()
-        if count == 0 or self._bm is None:
+        if count == 0 or self._jm is None:
             return []
         return list((ctypes.c_uint32 * count).from_address(self._list_addr))
 
-    def _clear_marks(self, pages: Sequence[int]) -> None:
-        bm, jm = self._bm, self._jm
-        if bm is None:
-            return
+    def _clear_marks(self) -> None:
+        """Clear the marks of the listed pages and empty the list (in-Wasm ``$commit``)."""
         if self._commit_addr:
             self._call(self._commit_addr, (), False)
-            return
-        if len(pages) > _MEMSET_THRESHOLD:  # both maps, constant size: 2 x max heap / 4 KiB
-            ctypes.memset(self._bm_base, 0, self._im.list_offset)
-        else:  # fast[p] is only ever set for a journaled p
-            for page in pages:
-                bm[page] = 0
-                jm[page] = 0
-        self._set_global(self._dirty_addr, _KIND_I32, 0)
 
     def _committed_list(self, count: int) -> array.array[int]:
         out: array.array[int] = array.array("I")
-        if count and self._bm is not None:
+        if count and self._jm is not None:
             out.frombytes(ctypes.string_at(self._list_addr, 4 * count))
         return out
 
@@ -444,7 +422,7 @@ class WasmtimeInstance:
         if count:
             stale = self._committed_list(count)
             self._committed.append(stale)
-            self._clear_marks(stale)
+            self._clear_marks()
         self._in_tx = True
         self._size_before = self.size()
         if self._save_addr:
@@ -457,7 +435,7 @@ class WasmtimeInstance:
         if count:
             pages = self._committed_list(count)
             self._committed.append(pages)
-            self._clear_marks(pages)
+            self._clear_marks()
         if self.size() != self._size_before:
             self.dirty_since_checkpoint.update(
                 range(self._size_before // PAGE_SIZE, self.size() // PAGE_SIZE)
@@ -466,24 +444,8 @@ class WasmtimeInstance:
 
     def rollback(self) -> None:
         """Undo the changes: restore journaled pages, globals and memory size."""
-        if self._rollback_addr:
-            self._call(self._rollback_addr, (), False)  # pages, marks, numeric globals
-            self._finish_rollback()
-            return
-        pages = self._dirty_list()
-        if pages and self._journal is not None and self._mem is not None:
-            heap = self._heap()
-            jr = self._journal_ptr()
-            size = self.size()
-            for i, page in enumerate(pages):
-                if (page + 1) * PAGE_SIZE <= size:
-                    ctypes.memmove(heap + page * PAGE_SIZE, jr + i * PAGE_SIZE, PAGE_SIZE)
-        self._clear_marks(pages)
-        if self._restore_addr:
-            self._call(self._restore_addr, (), False)
-        self._finish_rollback()
-
-    def _finish_rollback(self) -> None:
+        if self._rollback_addr:  # pages back, marks cleared, numeric globals restored
+            self._call(self._rollback_addr, (), False)
         for (_, g), (_, v) in zip(self._other_globals, self._globals_before, strict=True):
             g.set_value(self._store, v)
         if self.size() != self._size_before:
