@@ -55,6 +55,8 @@ _trap_new = _c_fn("wasmtime_trap_new", _P, [ctypes.c_char_p, ctypes.c_size_t])
 _KIND_I32 = ffi.WASMTIME_I32.value
 _KIND_I64 = ffi.WASMTIME_I64.value
 _HOST_EXCEPTION = b"host function raised"
+_FOLD_COMMITTED = 512
+"""Committed page lists kept as arrays before they are folded into the dirty set."""
 
 
 def _finalize_nothing(env: int | None) -> None:
@@ -436,6 +438,10 @@ class WasmtimeInstance:
             pages = self._committed_list(count)
             self._committed.append(pages)
             self._clear_marks()
+            if len(self._committed) >= _FOLD_COMMITTED:  # bound memory between checkpoints
+                for chunk in self._committed:
+                    self.dirty_since_checkpoint.update(chunk)
+                self._committed = []
         if self.size() != self._size_before:
             self.dirty_since_checkpoint.update(
                 range(self._size_before // PAGE_SIZE, self.size() // PAGE_SIZE)
