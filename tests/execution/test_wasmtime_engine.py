@@ -159,11 +159,19 @@ SCRIBBLE_WAT = """
   (import "ic0" "msg_reply" (func $reply))
   (memory 4)
   (data $d "0123456789abcdefghijklmnopqrstuvwxyz")
-  (func $fill_pattern (local $i i32)
+  (func $fill_pattern (local $i i32) (local $n i32)
+    ;; a 251-byte seed (prime period, so no page looks like another), doubled by copies
     (loop $l
-      (i32.store8 (local.get $i) (i32.xor (local.get $i) (i32.shr_u (local.get $i) (i32.const 8))))
+      (i32.store8 (local.get $i) (i32.add (i32.mul (local.get $i) (i32.const 37)) (i32.const 11)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const 262144)))))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 251))))
+    (local.set $n (i32.const 251))
+    (loop $d
+      (memory.copy (local.get $n) (i32.const 0)
+        (select (local.get $n) (i32.sub (i32.const 262144) (local.get $n))
+          (i32.le_u (i32.add (local.get $n) (local.get $n)) (i32.const 262144))))
+      (local.set $n (i32.add (local.get $n) (local.get $n)))
+      (br_if $d (i32.lt_u (local.get $n) (i32.const 262144)))))
   (func (export "canister_update init_pattern") (call $fill_pattern) (call $reply))
   (func $scribble (param $base i32)
     ;; fast[p] set by an aligned store, then a short copy from the end of p into p+1
