@@ -217,8 +217,8 @@ def _apply_settings(
 def _allocate_id(subnet: SubnetExecutionState, specified: Principal | None) -> tuple[bytes, int]:
     if specified is not None:
         if specified.bytes in subnet.canisters:
-            raise _err(
-                ErrorCode.INVALID_MANAGEMENT_PAYLOAD,
+            raise _err(  # dfinity/ic CanisterManagerError::CanisterAlreadyExists
+                ErrorCode.CANISTER_ALREADY_INSTALLED,
                 f"Canister {specified.to_text()} is already installed.",
             )
         return specified.bytes, subnet.next_canister_index

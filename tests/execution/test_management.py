@@ -125,3 +125,35 @@ def test_idle_storage_charges_and_deallocation(harness, wat_counter: bytes) -> N
     gone = r.canister(cid)
     assert gone.cycles == 0 and gone.runtime is None  # deallocated, id and settings kept
     assert gone.settings.controllers == (harness.user,)
+
+
+def test_a_specified_id_that_exists_is_rejected_as_already_installed(harness) -> None:  # type: ignore[no-untyped-def]
+    """Spec: dfinity/ic ``CanisterManagerError::CanisterAlreadyExists`` -> IC0538 (reject 5)."""
+    from icp.execution.management import ProvisionalCreateArgs
+
+    cid = harness.create()
+
+    def create_with(specified: bytes) -> Reply | Reject:
+        arg = encode(
+            [ProvisionalCreateArgs],
+            [
+                {
+                    "amount": None,
+                    "settings": None,
+                    "specified_id": Principal.from_bytes(specified),
+                    "sender_canister_version": None,
+                }
+            ],
+        )
+        return harness.router.update(
+            harness.user, b"", "provisional_create_canister_with_cycles", arg
+        )
+
+    again = create_with(cid)
+    assert isinstance(again, Reject)
+    assert (again.code, again.error_code) == (5, "IC0538")
+    assert "is already installed" in again.message
+    fresh = Principal.from_canister_index(int.from_bytes(cid[:8], "big") + 7).bytes
+    created = create_with(fresh)
+    assert isinstance(created, Reply), created
+    assert decode(created.data, [CanisterIdRecord])[0]["canister_id"].bytes == fresh
