@@ -147,6 +147,29 @@ def prepare_module(
     )
 
 
+def wasm_features(*, multi_memory: bool) -> wasmtime.Config:
+    """Return a wasmtime configuration with exactly the Wasm proposals the IC accepts.
+
+    memory64, bulk memory and reference types on; SIMD, threads, tail calls, GC,
+    function references and exceptions off.  ``multi_memory`` is for the engine that
+    runs *instrumented* code (the instrumentation adds its own memories); a canister's
+    original module must have a single memory.  Spec: digest §5.1.
+    """
+    cfg = wasmtime.Config()
+    cfg.wasm_multi_memory = multi_memory
+    cfg.wasm_memory64 = True
+    cfg.wasm_bulk_memory = True
+    cfg.wasm_reference_types = True
+    cfg.wasm_simd = False
+    cfg.wasm_relaxed_simd = False
+    cfg.wasm_threads = False
+    cfg.wasm_tail_call = False
+    cfg.wasm_gc = False
+    cfg.wasm_function_references = False
+    cfg.wasm_exceptions = False
+    return cfg
+
+
 def validate_structure(raw: bytes) -> None:
     """Validate the *original* module (types, index spaces) before it is instrumented.
 
@@ -158,20 +181,8 @@ def validate_structure(raw: bytes) -> None:
     threads, tail calls, exceptions or GC).  Spec: digest §5.1 (the IC validates
     with ``wasmparser`` before instrumenting, ``validation.rs``).
     """
-    cfg = wasmtime.Config()
-    cfg.wasm_multi_memory = False
-    cfg.wasm_memory64 = True
-    cfg.wasm_bulk_memory = True
-    cfg.wasm_reference_types = True
-    cfg.wasm_simd = False
-    cfg.wasm_relaxed_simd = False
-    cfg.wasm_threads = False
-    cfg.wasm_tail_call = False
-    cfg.wasm_gc = False
-    cfg.wasm_function_references = False
-    cfg.wasm_exceptions = False
     try:
-        wasmtime.Module.validate(wasmtime.Engine(cfg), raw)
+        wasmtime.Module.validate(wasmtime.Engine(wasm_features(multi_memory=False)), raw)
     except wasmtime.WasmtimeError as exc:
         text = str(exc).strip().splitlines()
         raise InvalidWasm(

@@ -251,14 +251,23 @@ def _finish_call_context(state: CanisterState, cc_id: int, outputs: list[Output]
         return state
     contexts = dict(state.call_contexts)
     del contexts[cc_id]
+    _reject_unanswered(state, cc, outputs)
+    state = attrs.evolve(state, call_contexts=contexts)
+    return _maybe_stopped(state, outputs)
+
+
+def _reject_unanswered(state: CanisterState, cc: CallContext, outputs: list[Output]) -> None:
+    """Reject the caller of a closing call context that never responded (IC0506).
+
+    Spec: interface spec §"Call contexts" (a call context without outstanding calls and
+    without a response is rejected with "did not produce a response").
+    """
     if not cc.responded and not isinstance(cc.origin, SystemOrigin):
         err = CanisterError.of(
             ErrorCode.CANISTER_DID_NOT_REPLY,
             f"Canister {canister_text(state.canister_id)} did not produce a response",
         )
         outputs.extend(_respond(state, cc.origin, reject_of(err), cc.cycles_available))
-    state = attrs.evolve(state, call_contexts=contexts)
-    return _maybe_stopped(state, outputs)
 
 
 STOP_REPLY = b"DIDL\x00\x00"
@@ -339,12 +348,7 @@ def _apply_effects(
         contexts[cc_id] = cc
         if not any(cb.call_context_id == cc_id for cb in callbacks.values()):
             del contexts[cc_id]
-            if not cc.responded and not isinstance(cc.origin, SystemOrigin):
-                err = CanisterError.of(
-                    ErrorCode.CANISTER_DID_NOT_REPLY,
-                    f"Canister {canister_text(state.canister_id)} did not produce a response",
-                )
-                outputs.extend(_respond(state, cc.origin, reject_of(err), cc.cycles_available))
+            _reject_unanswered(state, cc, outputs)
     state = attrs.evolve(
         state,
         cycles=cycles,

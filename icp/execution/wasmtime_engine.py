@@ -22,7 +22,7 @@ import attrs
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from icp.execution.engine import InstanceState, prepare_module
+from icp.execution.engine import InstanceState, prepare_module, wasm_features
 from icp.execution.errors import InvalidWasm, TrapKind, WasmTrap
 from icp.execution.system_api import SystemApi
 from icp.execution.wasm_binary import (
@@ -68,18 +68,7 @@ _no_finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_finalize_nothing)
 
 def make_engine_config() -> wasmtime.Config:
     """Return the deterministic wasmtime configuration used for canisters."""
-    cfg = wasmtime.Config()
-    cfg.wasm_memory64 = True
-    cfg.wasm_multi_memory = True
-    cfg.wasm_bulk_memory = True
-    cfg.wasm_reference_types = True
-    cfg.wasm_simd = False
-    cfg.wasm_relaxed_simd = False
-    cfg.wasm_threads = False
-    cfg.wasm_tail_call = False
-    cfg.wasm_gc = False
-    cfg.wasm_function_references = False
-    cfg.wasm_exceptions = False
+    cfg = wasm_features(multi_memory=True)
     cfg.cranelift_nan_canonicalization = True
     cfg.consume_fuel = False
     cfg.max_wasm_stack = 1 << 20
