@@ -52,6 +52,7 @@ from icp.execution.system_api import (
     SystemApi,
 )
 from icp.execution.wasmtime_engine import WasmtimeEngine
+from icp.leb128 import encode_unsigned
 
 ROOT = Path(__file__).resolve().parent.parent
 WAT = wasmtime.wat2wasm((ROOT / "tests/canisters/wat/counter.wat").read_text())
@@ -101,18 +102,6 @@ def _api(ctx: Context, arg: bytes = b"", limit: int = 10**11) -> SystemApi:
     return SystemApi(
         ExecutionInput(ctx, arg=arg), VIEW, StableMemory(), ExecutionLimits(), FeeSchedule(), limit
     )
-
-
-def _leb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 class Bare:
@@ -226,14 +215,14 @@ def bench_motoko_compute(reps: int, compute_wasm: bytes) -> None:
 def bench_motoko_alloc(reps: int) -> None:
     """1c: allocation-heavy Motoko (counter canister's ``work``: ``Nat`` arithmetic, GC)."""
     wasm = compile_motoko(ROOT / "tests/canisters/counter")
-    arg = b"DIDL\x00\x01\x7d" + _leb(50_000)
+    arg = b"DIDL\x00\x01\x7d" + encode_unsigned(50_000)
     _motoko_compute("1c Motoko Nat loop, allocation-heavy", wasm, "work", arg, reps)
 
 
 def bench_motoko_first_call(reps: int) -> None:
     """1d: the allocation-heavy call right after install, while the heap grows to ~384 MiB."""
     wasm = compile_motoko(ROOT / "tests/canisters/counter")
-    arg = b"DIDL\x00\x01\x7d" + _leb(200_000)
+    arg = b"DIDL\x00\x01\x7d" + encode_unsigned(200_000)
     tm = tb = float("inf")
     for _ in range(max(2, reps // 2)):
         env = ExecutionEnvironment(engine=WasmtimeEngine())

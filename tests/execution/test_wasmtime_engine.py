@@ -11,6 +11,7 @@ from icp.execution.pywasm_engine import PywasmEngine
 from icp.execution.stable_memory import StableMemory
 from icp.execution.system_api import CanisterView, Context, ExecutionInput, Reply, SystemApi
 from icp.execution.wasmtime_engine import WasmtimeEngine
+from icp.leb128 import encode_unsigned
 
 VIEW = CanisterView(b"\x00" * 8 + b"\x01\x01", b"\x01", (b"\x04",), 1, 0, 10**15, 0, 1, 0, b"")
 
@@ -107,15 +108,6 @@ def test_host_function_errors_surface_as_traps_and_the_instance_keeps_working() 
     assert _run(inst, "canister_query read", Context.NRQ, False) == INITIAL
 
 
-def _leb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v >> 7 else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-
-
 def test_motoko_gc_heavy_trap_rolls_the_heap_back_bit_exactly(motoko) -> None:  # type: ignore[no-untyped-def]
     """Real compiler output (stores, memory.copy/fill by the GC) is journaled completely."""
     engine = WasmtimeEngine()
@@ -126,7 +118,7 @@ def test_motoko_gc_heavy_trap_rolls_the_heap_back_bit_exactly(motoko) -> None:  
                  StableMemory(), ExecutionLimits(), FeeSchedule(), 10**10), 10**10)  # fmt: skip
         inst.commit()
         del arg
-    work = b"DIDL\x00\x01\x7d" + _leb(60_000)
+    work = b"DIDL\x00\x01\x7d" + encode_unsigned(60_000)
 
     def run(limit: int) -> int | WasmTrap:
         api = SystemApi(ExecutionInput(Context.U, arg=work), VIEW, StableMemory(),
