@@ -40,6 +40,7 @@ from icp.candid import decode, encode
 from icp.crypto.hashing import cbor_encode, request_id
 from icp.crypto.user_sig import Identity, principal_of, sign_request
 from icp.execution.canister import CanisterState
+from icp.execution.errors import ErrorCode, RejectCode
 from icp.execution.management import (
     CanisterIdRecord,
     CanisterStatusResult,
@@ -225,48 +226,11 @@ class SubnetConfig:
             )
 
 
-# pocket-ic names of the IC's reject codes and error codes (the Rust enums' variant
-# names, which the pocket-ic server puts into its rejection errors).
-_REJECT_NAMES: Final[Mapping[int, str]] = {
-    1: "SysFatal",
-    2: "SysTransient",
-    3: "DestinationInvalid",
-    4: "CanisterReject",
-    5: "CanisterError",
-    6: "SysUnknown",
-}
-_ERROR_NAMES: Final[Mapping[int, str]] = {
-    101: "SubnetOversubscribed", 102: "MaxNumberOfCanistersReached",
-    201: "CanisterQueueFull", 202: "IngressMessageTimeout", 203: "CanisterQueueNotEmpty",
-    204: "IngressHistoryFull", 205: "CanisterIdAlreadyExists",
-    206: "StopCanisterRequestTimeout", 207: "CanisterOutOfCycles",
-    208: "CertifiedStateUnavailable", 209: "CanisterInstallCodeRateLimited",
-    210: "CanisterHeapDeltaRateLimited",
-    301: "CanisterNotFound", 305: "CanisterSnapshotNotFound",
-    402: "InsufficientMemoryAllocation", 403: "InsufficientCyclesForCreateCanister",
-    404: "SubnetNotFound", 405: "CanisterNotHostedBySubnet", 406: "CanisterRejectedMessage",
-    407: "UnknownManagementMessage", 408: "InvalidManagementPayload",
-    409: "CanisterSnapshotImmutable",
-    502: "CanisterTrapped", 503: "CanisterCalledTrap", 504: "CanisterContractViolation",
-    505: "CanisterInvalidWasm", 506: "CanisterDidNotReply", 507: "CanisterOutOfMemory",
-    508: "CanisterStopped", 509: "CanisterStopping", 510: "CanisterNotStopped",
-    511: "CanisterStoppingCancelled", 512: "CanisterInvalidController",
-    513: "CanisterFunctionNotFound", 514: "CanisterNonEmpty",
-    517: "QueryCallGraphLoopDetected", 520: "InsufficientCyclesInCall",
-    521: "CanisterWasmEngineError", 522: "CanisterInstructionLimitExceeded",
-    524: "CanisterMemoryAccessLimitExceeded", 525: "QueryCallGraphTooDeep",
-    526: "QueryCallGraphTotalInstructionLimitExceeded",
-    527: "CompositeQueryCalledInReplicatedMode", 528: "QueryTimeLimitExceeded",
-    529: "QueryCallGraphInternal", 530: "InsufficientCyclesInComputeAllocation",
-    531: "InsufficientCyclesInMemoryAllocation", 532: "InsufficientCyclesInMemoryGrow",
-    533: "ReservedCyclesLimitExceededInMemoryAllocation",
-    534: "ReservedCyclesLimitExceededInMemoryGrow",
-    535: "InsufficientCyclesInMessageMemoryGrow", 536: "CanisterMethodNotFound",
-    537: "CanisterWasmModuleNotFound", 538: "CanisterAlreadyInstalled",
-    539: "CanisterWasmMemoryLimitExceeded", 540: "ReservedCyclesLimitIsTooLow",
-    601: "DeadlineExpired", 602: "ResponseDropped",
-}  # fmt: skip
-"""Spec: dfinity/ic ``rs/types/error_types`` (``ErrorCode``, ``RejectCode``)."""
+def _reject_name(reject_code: int) -> str | int:
+    try:
+        return RejectCode(reject_code).variant()
+    except ValueError:
+        return reject_code
 
 
 def error_code_name(error_code: str) -> str:
@@ -275,7 +239,7 @@ def error_code_name(error_code: str) -> str:
     Spec: dfinity/ic ``rs/types/error_types`` (``ErrorCode`` variants).
     """
     try:
-        return _ERROR_NAMES[int(error_code.removeprefix("IC"))]
+        return ErrorCode(int(error_code.removeprefix("IC"))).variant()
     except (KeyError, ValueError):
         return error_code or "None"
 
@@ -297,7 +261,7 @@ class RejectError(ValueError):
         code = f"{name} ({error_code})" if error_code and name != error_code else name
         super().__init__(
             f"PocketIC returned a rejection error: reject code "
-            f"{_REJECT_NAMES.get(reject_code, reject_code)}, reject message {reject_message}, "
+            f"{_reject_name(reject_code)}, reject message {reject_message}, "
             f"error code {code}"
         )
 
