@@ -54,6 +54,7 @@ from icp.consensus.config import MILLIS, ConsensusConfig
 from icp.consensus.crypto import CachingCrypto, ConsensusCrypto, RealCrypto, VerificationCache
 from icp.consensus.genesis import SubnetSetup, make_subnet
 from icp.consensus.nidkg_backend import NidkgBackend
+from icp.crypto.bls import public_key_to_der
 from icp.crypto.certificate import Delegation
 from icp.crypto.errors import AuthenticationError
 from icp.crypto.hashing import EncodingError, cbor_decode, cbor_encode
@@ -81,7 +82,28 @@ from icp.messaging.ingress import (
     check_ingress,
     is_expiry_valid,
 )
-from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange, RoutingTable
+from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange
+from icp.nns.registry import (
+    NNS_SUBNET_ID_KEY,
+    ROUTING_TABLE_KEY,
+    SUBNET_LIST_KEY,
+    CatchUpPackageContentsRecord,
+    PublicKeyRecord,
+    Registry,
+    RegistryError,
+    RegistryMutation,
+    RoutingTableEntry,
+    RoutingTableRecord,
+    SubnetIdRecord,
+    SubnetListRecord,
+    SubnetRecord,
+    cup_contents_key,
+    node_signing_key_key,
+    subnet_record_key,
+    threshold_key_key,
+    upsert,
+)
+from icp.nns.registry import SubnetType as RegistrySubnetType
 from icp.principal import Principal
 from icp.replica import Replica, ReplicaArtifact, StateMachine, response_fields
 from icp.sim.network import LinkModel, Network
@@ -92,8 +114,8 @@ from icp.state.certification import (
 )
 from icp.state.ingress_history import IngressStatus, RequestStatus
 from icp.state.manager import StateManager
-from icp.state.replicated_state import NetworkTopology, ReplicatedState, SubnetTopology
-from icp.types import NANOS_PER_SECOND, Height, Time
+from icp.state.replicated_state import NetworkTopology, ReplicatedState
+from icp.types import NANOS_PER_SECOND, Height, RegistryVersion, Time
 
 WASM_PAGE_SIZE: Final = 65536
 """Bytes per Wasm (and stable memory) page."""
@@ -113,6 +135,9 @@ DEFAULT_CONSENSUS: Final = ConsensusConfig(
     dkg_interval_length=19,
 )
 """The per-subnet consensus parameters (n is replaced by each subnet's size)."""
+
+REGISTRY_FILE: Final = "registry.cbor"
+"""The registry's change log in an IC's ``state_dir`` (subnets added at run time)."""
 
 DELEGATION_REFRESH: Final = 600 * NANOS_PER_SECOND
 """How long a cached NNS delegation is reused (agents accept delegations for days)."""
@@ -315,6 +340,7 @@ class InternetComputer:
         """Envelope parsing shared by every replica of this process."""
         self.subnets: list[Subnet] = []
         self._routes: dict[bytes, Subnet] = {}
+        self._topologies: dict[RegistryVersion, NetworkTopology] = {}
         self._environments: dict[int, ExecutionEnvironment] = {}
         self._stable_writes: dict[int, dict[Height, list[tuple[bytes, bytes]]]] = {}
         """Per subnet index and height: ``set_stable_memory`` writes to apply there."""
@@ -327,102 +353,257 @@ class InternetComputer:
     # -- construction ---------------------------------------------------------------------
 
     def _build(self) -> None:
-        setups: list[tuple[SubnetConfig, SubnetSetup]] = []
-        app_index = 0
-        entries: list[tuple[CanisterIdRange, Principal]] = []
-        records: list[SubnetTopology] = []
-        nns_id: Principal | None = None
+        """Deal every subnet's keys, write the genesis registry, start the replicas.
+
+        With a populated ``state_dir`` the registry's persisted change log is read back,
+        so subnets added at run time (``add_subnet``) are started again too.
+        """
+        setups: list[SubnetSetup] = []
+        mutations: list[RegistryMutation] = []
+        table: list[RoutingTableEntry] = []
         for i, cfg in enumerate(self.configs):
             config = attrs.evolve(self.consensus_config, n=cfg.nodes)
-            seed = hashlib.sha256(self.seed + b"subnet" + i.to_bytes(4, "big")).digest()
-            setup = make_subnet(
-                config, self.crypto, seed, genesis_time=self.genesis_time, with_dkg=self.with_dkg
-            )
-            der = setup.subnet_public_key()
-            from icp.crypto.bls import public_key_to_der
-
-            der = public_key_to_der(der)
-            subnet_id = subnet_id_of(der)
-            setup = attrs.evolve(
-                setup, membership=attrs.evolve(setup.membership, subnet_id=subnet_id.raw)
-            )
-            setups.append((cfg, setup))
+            setup = self._deal_subnet(i, config, self.genesis_time)
+            subnet_id = Principal(setup.membership.subnet_id)
+            setups.append(setup)
+            table += routing_entries(subnet_id, free_ranges(table, cfg.kind))
+            mutations += subnet_mutations(setup, cfg.kind, self.genesis_time)
             if cfg.kind is SubnetKind.NNS:
-                nns_id = subnet_id
-                ranges = canister_ranges_for(0, cfg.kind)
-            else:
-                ranges = canister_ranges_for(app_index, cfg.kind)
-                app_index += 1
-            entries.extend((r, subnet_id) for r in ranges)
-            nodes = {_node_id(keys.basic): _node_der(keys.basic) for keys in setup.membership.nodes}
-            records.append(SubnetTopology(subnet_id, der, nodes))
-        self.topology = NetworkTopology(tuple(records), RoutingTable(tuple(entries)), nns_id)
-        self.root_key = self.topology.subnet(nns_id).public_key_der if nns_id else b""
-        for i, (cfg, setup) in enumerate(setups):
-            net = Network(cfg.nodes, random.Random(self.rng.getrandbits(64)), self.link)
-            subnet = Subnet(
-                i,
-                cfg.kind,
-                setup,
-                self.topology.routing_table.ranges_of(Principal(setup.membership.subnet_id)),
-                net,
+                mutations.append(upsert(NNS_SUBNET_ID_KEY, SubnetIdRecord(subnet_id)))
+        mutations.append(upsert(ROUTING_TABLE_KEY, RoutingTableRecord(table)))
+        mutations.append(
+            upsert(
+                SUBNET_LIST_KEY,
+                SubnetListRecord(Principal(s.membership.subnet_id) for s in setups),
             )
-            self.subnets.append(subnet)
+        )
+        genesis = Registry().apply(mutations)
         restarting = self.state_dir is not None and any(self.state_dir.glob("subnet-*/node-*/cups"))
+        self.registry = self._load_registry(genesis) if restarting else genesis
+        if not restarting:
+            self._save_registry()
+        nns_id = self.registry.nns_subnet_id()
+        assert nns_id is not None  # the configs hold exactly one NNS subnet
+        self.root_key = self.registry.threshold_key(nns_id)
+        for i, subnet_id in enumerate(self.registry.subnet_ids()):
+            if i < len(setups):
+                kind, setup = self.configs[i].kind, setups[i]
+            else:
+                kind, setup = self._redeal_subnet(i, subnet_id)
+            self._start_subnet(i, kind, setup, restarting=restarting)
         if restarting:
             self._load_stable_writes()
-        for subnet in self.subnets:
-            execute = self._execute_for(subnet)
-            dkg = NidkgBackend(subnet.setup.membership) if self.with_dkg else None
-            builders = None if self._state_machine is not None else payload_builders(self, subnet)
-            for node in range(subnet.n):
-                node_dir = self._node_dir(subnet, node)
-                if restarting and node_dir is not None:
-                    replica = Replica.restore(
-                        subnet.setup,
-                        node,
-                        self.crypto,
-                        node_dir,
-                        engine=self.engine,
-                        execute=execute,
-                        payload_builder=builders,
-                        now=self.now,
-                        dkg=dkg,
-                        state_sync=self._state_sync_for(subnet, node),
-                        authenticate=self.authenticate,
-                        envelopes=self.envelopes,
-                    )
-                else:
-                    if node_dir is not None and node_dir.exists():
-                        shutil.rmtree(node_dir)
-                    initial = ReplicatedState(
-                        subnet.subnet_id, self.topology, Height(0), self.genesis_time
-                    )
-                    manager = StateManager(
-                        initial,
-                        checkpoint_root=None if node_dir is None else node_dir / "checkpoints",
-                        checkpoint_interval=subnet.setup.config.dkg_interval_length + 1,
-                    )
-                    replica = Replica(
-                        subnet.setup,
-                        node,
-                        self.crypto,
-                        manager,
-                        execute=execute,
-                        payload_builder=builders,
-                        now=self.now,
-                        state_dir=node_dir,
-                        dkg=dkg,
-                        engine=self.engine,
-                        state_sync=self._state_sync_for(subnet, node),
-                        authenticate=self.authenticate,
-                        envelopes=self.envelopes,
-                    )
-                subnet.replicas.append(replica)
-                self._schedule_tick(subnet.index, node, self.now)
-                self._push(Time(self.now + TIMER_INTERVAL), 1, subnet.index, node, None)
-        if restarting:
             self._recover()
+
+    def _deal_subnet(self, index: int, config: ConsensusConfig, genesis_time: Time) -> SubnetSetup:
+        """Return subnet ``index``'s keys and genesis CUP, dealt from the IC's seed.
+
+        The subnet id is the self-authenticating principal of its threshold key.
+        """
+        seed = hashlib.sha256(self.seed + b"subnet" + index.to_bytes(4, "big")).digest()
+        setup = make_subnet(
+            config, self.crypto, seed, genesis_time=genesis_time, with_dkg=self.with_dkg
+        )
+        subnet_id = subnet_id_of(public_key_to_der(setup.subnet_public_key()))
+        return attrs.evolve(
+            setup, membership=attrs.evolve(setup.membership, subnet_id=subnet_id.raw)
+        )
+
+    def _redeal_subnet(self, index: int, subnet_id: Principal) -> tuple[SubnetKind, SubnetSetup]:
+        """After a restart: deal an added subnet's keys again from its registry records."""
+        record = self.registry.subnet_record(subnet_id)
+        config = attrs.evolve(
+            self.consensus_config,
+            n=len(record.membership),
+            unit_delay=Time(record.unit_delay_millis * MILLIS),
+            initial_notary_delay=Time(record.initial_notary_delay_millis * MILLIS),
+            dkg_interval_length=record.dkg_interval_length,
+        )
+        setup = self._deal_subnet(index, config, Time(self.registry.cup_contents(subnet_id).time))
+        if setup.membership.subnet_id != subnet_id.raw:
+            raise ICError(
+                f"the state directory's subnet {subnet_id} was not made from this seed",
+                http_status=500,
+            )
+        kind = SubnetKind.APPLICATION
+        if record.subnet_type is RegistrySubnetType.SYSTEM:
+            kind = SubnetKind.SYSTEM
+        return kind, setup
+
+    def _start_subnet(
+        self, index: int, kind: SubnetKind, setup: SubnetSetup, *, restarting: bool
+    ) -> Subnet:
+        """Start (or restore) the replicas of subnet ``index`` and add it to the IC."""
+        subnet_id = Principal(setup.membership.subnet_id)
+        genesis_time = Time(self.registry.cup_contents(subnet_id).time)
+        net = Network(setup.config.n, random.Random(self.rng.getrandbits(64)), self.link)
+        subnet = Subnet(index, kind, setup, self.topology.routing_table.ranges_of(subnet_id), net)
+        self.subnets.append(subnet)
+        execute = self._execute_for(subnet)
+        dkg = NidkgBackend(subnet.setup.membership) if self.with_dkg else None
+        builders = None if self._state_machine is not None else payload_builders(self, subnet)
+        common: dict[str, Any] = {
+            "engine": self.engine,
+            "execute": execute,
+            "payload_builder": builders,
+            "now": self.now,
+            "dkg": dkg,
+            "authenticate": self.authenticate,
+            "envelopes": self.envelopes,
+            "registry_version": self._registry_version,
+        }
+        for node in range(subnet.n):
+            node_dir = self._node_dir(subnet, node)
+            if restarting and node_dir is not None and (node_dir / "cups").exists():
+                replica = Replica.restore(
+                    subnet.setup,
+                    node,
+                    self.crypto,
+                    node_dir,
+                    state_sync=self._state_sync_for(subnet, node),
+                    **common,
+                )
+            else:
+                if node_dir is not None and node_dir.exists():
+                    shutil.rmtree(node_dir)
+                initial = ReplicatedState(subnet_id, self.topology, Height(0), genesis_time)
+                manager = StateManager(
+                    initial,
+                    checkpoint_root=None if node_dir is None else node_dir / "checkpoints",
+                    checkpoint_interval=subnet.setup.config.dkg_interval_length + 1,
+                )
+                replica = Replica(
+                    subnet.setup,
+                    node,
+                    self.crypto,
+                    manager,
+                    state_dir=node_dir,
+                    state_sync=self._state_sync_for(subnet, node),
+                    **common,
+                )
+            subnet.replicas.append(replica)
+            self._schedule_tick(subnet.index, node, self.now)
+            self._push(Time(self.now + TIMER_INTERVAL), 1, subnet.index, node, None)
+        return subnet
+
+    # -- the registry ---------------------------------------------------------------------
+
+    def _registry_version(self) -> RegistryVersion:
+        """The newest registry version (every replica of this process has a current copy)."""
+        return self.registry.latest_version
+
+    @property
+    def topology(self) -> NetworkTopology:
+        """The network as the latest registry version says (what ingress is routed by)."""
+        return self.topology_at(self.registry.latest_version)
+
+    def topology_at(self, version: RegistryVersion) -> NetworkTopology:
+        """Return the network at a registry version (one object per distinct topology).
+
+        Message routing takes each batch's topology from here, so the same view is
+        one shared value, and a version that changed nothing the topology holds
+        returns the previous version's object.
+        Spec: protocol digest §6.1 (replicas read the registry at the block's version).
+        """
+        cached = self._topologies.get(version)
+        if cached is None:
+            cached = NetworkTopology.from_registry(self.registry, version)
+            previous = self._topologies.get(RegistryVersion(version - 1))
+            if previous is not None and previous == cached:
+                cached = previous
+            self._topologies[version] = cached
+        return cached
+
+    def _registry_file(self) -> Path | None:
+        return None if self.state_dir is None else self.state_dir / REGISTRY_FILE
+
+    def _save_registry(self) -> None:
+        path = self._registry_file()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_file(path, self.registry.encode())
+
+    def _load_registry(self, genesis: Registry) -> Registry:
+        """Read the persisted registry; its first version must be this IC's genesis."""
+        path = self._registry_file()
+        if path is None or not path.exists():
+            return genesis
+        try:
+            persisted = Registry.decode(path.read_bytes())
+        except RegistryError as exc:
+            raise ICError(f"{path}: {exc}", http_status=500) from None
+        if persisted.changes[:1] != genesis.changes:
+            raise ICError(
+                f"{path} describes a different IC (other seed or subnets)", http_status=500
+            )
+        return persisted
+
+    def update_registry(self, mutations: Sequence[RegistryMutation]) -> RegistryVersion:
+        """Apply a registry mutation batch: the registry moves to the next version.
+
+        Every replica's registry copy has the new version at once; each subnet's block
+        makers then propose it, and each subnet's state takes the new network view at
+        the first block carrying it.  Raises ``RegistryError`` (changing nothing) if
+        the result breaks a registry invariant.  With a ``state_dir`` the change log is
+        persisted, so a restart replays blocks against the same versions.
+        Spec: protocol digest §6.1 (one version per applied batch; replicas poll).
+        """
+        self.registry = self.registry.apply(mutations)
+        self._save_registry()
+        self._routes.clear()
+        return self.registry.latest_version
+
+    def add_subnet(
+        self,
+        config: SubnetConfig | None = None,
+        *,
+        ranges: Sequence[CanisterIdRange] | None = None,
+    ) -> Subnet:
+        """Create a subnet on the running IC and return it once every subnet knows it.
+
+        Deals the new subnet's node keys and threshold key from the IC's seed, adds its
+        records, its canister ranges (default: the next free block of ``2**20`` ids)
+        and its place in the subnet list to the registry in one version, starts its
+        replicas from a genesis CUP at the current time, then runs until every subnet
+        has certified a state of that registry version (so the new subnet's canisters
+        are reachable by ingress and by calls from every subnet) and the new subnet
+        has certified its first height.  Raises ``RegistryError`` if ``ranges`` overlap
+        a subnet's, ``ValueError`` for a second NNS subnet.
+        Spec: protocol digest §6.2 step 4 (``CreateSubnet``: new subnet, initial keys,
+        routing-table range), §6.1, §4.4.
+        """
+        config = config or SubnetConfig()
+        if config.kind is SubnetKind.NNS:
+            raise ValueError("an IC has exactly one NNS subnet")
+        if config.nodes < 1:
+            raise ValueError("a subnet needs at least one node")
+        index = len(self.subnets)
+        consensus = attrs.evolve(self.consensus_config, n=config.nodes)
+        setup = self._deal_subnet(index, consensus, self.now)
+        subnet_id = Principal(setup.membership.subnet_id)
+        table = self.registry.routing_table().entries
+        chosen = tuple(ranges) if ranges is not None else free_ranges(table, config.kind)
+        mutations = subnet_mutations(setup, config.kind, self.now)
+        entries = (*table, *routing_entries(subnet_id, chosen))
+        mutations.append(upsert(ROUTING_TABLE_KEY, RoutingTableRecord(entries)))
+        mutations.append(
+            upsert(SUBNET_LIST_KEY, SubnetListRecord((*self.registry.subnet_ids(), subnet_id)))
+        )
+        version = self.update_registry(mutations)
+        subnet = self._start_subnet(index, config.kind, setup, restarting=False)
+        current = self.topology_at(version)
+
+        def pending() -> bool:
+            return subnet.serving_replica().state.certified_height is None or any(
+                s.serving_replica().certified()[0].topology != current for s in self.subnets
+            )
+
+        if not self.run_while(pending, self.now + 60 * NANOS_PER_SECOND):
+            raise ICError(
+                "a subnet did not take up the new registry version within a minute",
+                http_status=503,
+            )
+        return subnet
 
     def _recover(self) -> None:
         """After a restart: run until every replica re-executed and certified its chain.
@@ -631,7 +812,7 @@ class InternetComputer:
         subnet = self.subnet(subnet_id)
         if len(self._routes) >= 100_000:
             self._routes.clear()
-        self._routes[canister_id.raw] = subnet  # the routing table is fixed at build time
+        self._routes[canister_id.raw] = subnet  # cleared when the registry changes
         return subnet
 
     # -- event loop -----------------------------------------------------------------------
@@ -1223,6 +1404,60 @@ class InternetComputer:
         self._queue.clear()
 
 
+def free_ranges(
+    taken: Sequence[RoutingTableEntry], kind: SubnetKind
+) -> tuple[CanisterIdRange, ...]:
+    """Return the canister ranges a new subnet gets: the first free block of 2**20 ids.
+
+    The NNS gets canister indices ``0 .. 2**20-1``; other subnets the first block of
+    ``2**20`` ids from ``APP_RANGE_START`` on that no range in ``taken`` touches.
+    Spec: protocol digest §4.4 (2**20 ids per subnet).
+    """
+    if kind is SubnetKind.NNS:
+        return canister_ranges_for(0, kind)
+    index = 0
+    while True:
+        (candidate,) = canister_ranges_for(index, kind)
+        if not any(e.start <= candidate.end and candidate.start <= e.end for e in taken):
+            return (candidate,)
+        index += 1
+
+
+def routing_entries(
+    subnet_id: Principal, ranges: Sequence[CanisterIdRange]
+) -> list[RoutingTableEntry]:
+    """Return the routing-table entries that assign ``ranges`` to ``subnet_id``."""
+    return [RoutingTableEntry(r.start, r.end, subnet_id) for r in ranges]
+
+
+def subnet_mutations(setup: SubnetSetup, kind: SubnetKind, time: int) -> list[RegistryMutation]:
+    """Return the registry records of a subnet: record, threshold key, node keys, CUP.
+
+    The NNS is a system subnet (it is named by ``nns_subnet_id``); members are listed
+    in node-index order.
+    Spec: protocol digest §6.1 (SubnetRecord, crypto records, CatchUpPackageContents).
+    """
+    subnet_id = Principal(setup.membership.subnet_id)
+    nodes = [(_node_id(keys.basic), _node_der(keys.basic)) for keys in setup.membership.nodes]
+    config = setup.config
+    record = SubnetRecord(
+        (node_id for node_id, _ in nodes),
+        RegistrySubnetType.APPLICATION
+        if kind is SubnetKind.APPLICATION
+        else RegistrySubnetType.SYSTEM,
+        config.unit_delay // MILLIS,
+        config.initial_notary_delay // MILLIS,
+        config.dkg_interval_length,
+    )
+    threshold_key = public_key_to_der(setup.subnet_public_key())
+    return [
+        upsert(subnet_record_key(subnet_id), record),
+        upsert(threshold_key_key(subnet_id), PublicKeyRecord(threshold_key)),
+        *(upsert(node_signing_key_key(n), PublicKeyRecord(der)) for n, der in nodes),
+        upsert(cup_contents_key(subnet_id), CatchUpPackageContentsRecord(0, time)),
+    ]
+
+
 def apply_stable_memory_writes(
     state: ReplicatedState, writes: Sequence[tuple[bytes, bytes]]
 ) -> ReplicatedState:
@@ -1291,7 +1526,11 @@ def routing_config(ic: InternetComputer, subnet: Subnet) -> Any:
 
     kind = SubnetType.APPLICATION if subnet.kind is SubnetKind.APPLICATION else SubnetType.SYSTEM
     return SubnetExecutionConfig.for_subnet(
-        subnet.subnet_id, ic.execution_environment(subnet), kind, envelopes=ic.envelopes
+        subnet.subnet_id,
+        ic.execution_environment(subnet),
+        kind,
+        topology_at=ic.topology_at,
+        envelopes=ic.envelopes,
     )
 
 

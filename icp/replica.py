@@ -94,7 +94,7 @@ from icp.state.checkpoint import ModuleEngine
 from icp.state.codec import Codec, CodecError
 from icp.state.manager import StateManager
 from icp.state.replicated_state import ED25519_DER_PREFIX, ReplicatedState
-from icp.types import Height, NodeIndex, Time
+from icp.types import Height, NodeIndex, RegistryVersion, Time
 
 ReplicaArtifact = ConsensusArtifact | CertificationShare | Certification | SignedIngress
 """Everything a replica gossips to the other replicas of its subnet."""
@@ -302,6 +302,7 @@ class Replica:
         state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
         authenticate: SenderAuthenticator | None = authenticate_ingress,
         envelopes: EnvelopeCache | None = None,
+        registry_version: Callable[[], RegistryVersion] | None = None,
     ) -> None:
         """Start node ``node`` of the subnet ``setup`` from ``cup`` (default: genesis).
 
@@ -311,6 +312,8 @@ class Replica:
         ``state_sync(height)`` fetches a peer's checkpoint files of a summary height.
         ``authenticate`` checks gossiped ingress senders (None: a trusted test setup).
         ``envelopes`` memoises ingress parsing (share one among the replicas of a process).
+        ``registry_version`` returns the newest version of the node's registry copy;
+        blocks carry it and ``execute`` sees it as ``batch.registry_version``.
         """
         self.setup = setup
         self.envelopes = envelopes if envelopes is not None else EnvelopeCache()
@@ -356,6 +359,7 @@ class Replica:
             payload_builder=builder,
             dkg=dkg,
             on_batch=self._on_batch,
+            registry_version=registry_version,
         )
         if state_dir is not None:
             for sub in (CUPS_DIR, CHAIN_DIR, CHECKPOINTS_DIR):
@@ -694,6 +698,7 @@ class Replica:
         state_sync: Callable[[Height], dict[str, bytes] | None] | None = None,
         authenticate: SenderAuthenticator | None = authenticate_ingress,
         envelopes: EnvelopeCache | None = None,
+        registry_version: Callable[[], RegistryVersion] | None = None,
     ) -> Replica:
         """Restart a node from its state directory: checkpoint + CUP, then the chain above.
 
@@ -737,6 +742,7 @@ class Replica:
                 state_sync=state_sync,
                 authenticate=authenticate,
                 envelopes=envelopes,
+                registry_version=registry_version,
             )
             replica._persisted_chain = _last_chain_height(state_dir)
             for artifact in _load_chain(state_dir, cup.height):

@@ -38,12 +38,22 @@ def select_parent(pool: PoolReader, height: Height) -> Block | None:
     return min(blocks, key=lambda b: (b.rank, b.block_hash()))
 
 
-def unfinalized_ancestors(pool: PoolReader, parent: Block) -> list[Block]:
-    """Return ``parent`` and its ancestors above the finalized height, newest first."""
+def undelivered_ancestors(pool: PoolReader, ctx: ReplicaContext, parent: Block) -> list[Block]:
+    """Return ``parent`` and its ancestors whose batches are not in the state yet, newest first.
+
+    That is every ancestor above the finalized height, and also the finalized blocks
+    whose batches wait for their random tape (above ``ctx.delivered_height``): the
+    payload builder checks a payload against the state plus these blocks' payloads, so
+    a message already in one of them is not proposed (or accepted) again.
+    Spec: protocol.md §1.6 (payloads are validated against the past payloads of the
+    chain since the state they build on).
+    """
     out: list[Block] = []
     block: Block | None = parent
-    finalized = pool.finalized_height()
-    while block is not None and block.height > finalized:
+    floor = pool.finalized_height()
+    if ctx.delivered_height is not None:
+        floor = min(floor, ctx.delivered_height)
+    while block is not None and block.height > floor:
         out.append(block)
         block = pool.block(block.parent)
     return out
@@ -103,11 +113,17 @@ def build_block(
 ) -> Block | None:
     """Return a new block of ``rank`` on ``parent`` (None if a payload cannot be built yet).
 
-    Spec: protocol.md §1.6 (context: time = max(now, parent time); non-decreasing).
+    The context carries this node's latest registry version, so a registry change
+    reaches the subnet's state at the first block that carries it.
+    Spec: protocol.md §1.6 (context: time = max(now, parent time), registry_version =
+    latest local registry version; non-decreasing).
     """
     height = Height(parent.height + 1)
+    registry_version = ctx.latest_registry_version()
+    if registry_version < parent.context.registry_version:
+        return None  # the parent's registry version has not reached this node yet
     context = ValidationContext(
-        ctx.config.registry_version,
+        registry_version,
         parent.context.certified_height,
         Time(max(now, parent.context.time)),
     )
@@ -118,7 +134,7 @@ def build_block(
             return None
         payload = summary
     else:
-        past = unfinalized_ancestors(pool, parent)
+        past = undelivered_ancestors(pool, ctx, parent)
         batch = ctx.payload_builder.get_batch(height, context.time, past)
         payload = DataPayload(batch, select_dealings(pool, ctx, parent))
     return Block(REPLICA_VERSION, parent.block_hash(), height, rank, context, payload)

@@ -6,7 +6,7 @@ STYLE.md §3 (time, randomness and payloads are injected).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import attrs
@@ -15,7 +15,7 @@ from icp.consensus.artifacts import BatchPayload, Block, DkgSummary, DkgTag, Tra
 from icp.consensus.config import ConsensusConfig
 from icp.consensus.crypto import ConsensusCrypto, SecretKey
 from icp.consensus.dkg import DkgBackend, KeyStore, transcript_for_height
-from icp.types import Height, NodeIndex, Time
+from icp.types import Height, NodeIndex, RegistryVersion, Time
 
 
 class ValidationFailed(Exception):
@@ -101,7 +101,10 @@ class EmptyPayloadBuilder:
 
 @attrs.define
 class ReplicaContext:
-    """Everything the components of one replica share (mutable only in ``keys``/``summaries``)."""
+    """Everything the components of one replica share.
+
+    Mutable only in ``keys``, ``summaries`` and ``delivered_height``.
+    """
 
     node: NodeIndex
     config: ConsensusConfig
@@ -113,6 +116,22 @@ class ReplicaContext:
     dkg: DkgBackend | None = None
     summaries: dict[Height, DkgSummary] = attrs.field(factory=dict)
     """Finalized DKG summaries by height (from the CUP and the finalized chain)."""
+    delivered_height: Height | None = None
+    """Height of the last batch handed to message routing (None: a replica without
+    one, whose state is the finalized chain); set by ``ConsensusReplica``."""
+    registry_version: Callable[[], RegistryVersion] | None = None
+    """The newest registry version this node's local registry copy holds (None: the
+    config's version forever, i.e. a registry that never changes)."""
+
+    def latest_registry_version(self) -> RegistryVersion:
+        """Return the newest registry version this node can read.
+
+        Spec: protocol.md §1.6 (the block maker proposes its latest local registry
+        version; a validator needs that version locally to validate the block).
+        """
+        if self.registry_version is None:
+            return self.config.registry_version
+        return self.registry_version()
 
     def transcript(self, height: Height, tag: DkgTag) -> Transcript | None:
         """Return the transcript with ``tag`` active at ``height`` (None: not known yet)."""

@@ -42,7 +42,7 @@ from icp.consensus.crypto import ConsensusCrypto
 from icp.consensus.dkg import DkgBackend, KeyStore, make_configs
 from icp.consensus.replica import ConsensusReplica
 from icp.crypto import nidkg
-from icp.types import Height, NodeIndex, Rank, Time
+from icp.types import Height, NodeIndex, Rank, RegistryVersion, Time
 
 
 @attrs.frozen(slots=True)
@@ -147,8 +147,13 @@ def make_replica(
     payload_builder: PayloadBuilder | None = None,
     dkg: DkgBackend | None = None,
     on_batch: Callable[..., bytes | None] | None = None,
+    registry_version: Callable[[], RegistryVersion] | None = None,
 ) -> ConsensusReplica:
-    """Return node ``node``'s replica, started from ``cup`` (default: genesis)."""
+    """Return node ``node``'s replica, started from ``cup`` (default: genesis).
+
+    ``registry_version`` returns the newest version of the node's registry copy (None:
+    the config's version, a registry that never changes).
+    """
     ctx = ReplicaContext(
         node=NodeIndex(node),
         config=setup.config,
@@ -158,5 +163,6 @@ def make_replica(
         keys=attrs.evolve(setup.key_stores[node], shares=dict(setup.key_stores[node].shares)),
         payload_builder=payload_builder or EmptyPayloadBuilder(),
         dkg=dkg,
+        registry_version=registry_version,
     )
     return ConsensusReplica(ctx, cup or setup.cup, now, on_batch=on_batch)

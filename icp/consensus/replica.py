@@ -144,6 +144,7 @@ class ConsensusReplica:
         """Transcripts whose share this node could not decrypt."""
         self.state_hashes: dict[Height, bytes] = {cup.height: cup.content.state_hash}
         self.delivered_height = cup.height
+        ctx.delivered_height = cup.height
         self.last_state_hash = cup.content.state_hash
         self.finalized_log: dict[Height, bytes] = {cup.height: cup.content.block.block_hash()}
         self.finalized_parents: dict[Height, bytes] = {cup.height: cup.content.block.parent}
@@ -299,6 +300,7 @@ class ConsensusReplica:
             self.last_state_hash = state_hash or batch_hash(self.last_state_hash, batch)
             self.batches.append(batch)
             self.delivered_height = height
+            self.ctx.delivered_height = height
             if block.is_summary():
                 self.state_hashes[height] = self.last_state_hash
 
@@ -306,6 +308,7 @@ class ConsensusReplica:
         """Adopted a CUP ahead of our delivered height: take its state (state sync)."""
         cup = self.reader.cup()
         self.delivered_height = cup.height
+        self.ctx.delivered_height = cup.height
         self.last_state_hash = cup.content.state_hash
         self.state_hashes[cup.height] = cup.content.state_hash
         self.finalized_log[cup.height] = cup.content.block.block_hash()

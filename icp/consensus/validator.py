@@ -46,7 +46,7 @@ from icp.consensus.artifacts import (
 from icp.consensus.block_maker import (
     build_summary_payload,
     previous_summary_chain,
-    unfinalized_ancestors,
+    undelivered_ancestors,
 )
 from icp.consensus.config import PERMITTED_DRIFT_AT_VALIDATOR
 from icp.consensus.context import InvalidArtifact, ReplicaContext
@@ -250,6 +250,8 @@ class Validator:
             return _invalid(f"signer {proposal.signer} does not have rank {block.rank}")
         if not block.context.is_at_least(parent.context):
             return _invalid("context is behind the parent's")
+        if block.context.registry_version > self.ctx.latest_registry_version():
+            return _DEFER  # validated once this node's registry copy has that version
         if block.context.time > now + PERMITTED_DRIFT_AT_VALIDATOR:
             return _DEFER
         if not self._is_notarized_somewhere(pool, block):
@@ -308,7 +310,7 @@ class Validator:
                 verdict = self._dealing_valid(summary, dealing)
                 if verdict is not None:
                     return verdict
-        past = unfinalized_ancestors(pool, parent)
+        past = undelivered_ancestors(pool, self.ctx, parent)
         self.ctx.payload_builder.validate_batch(
             block.height, block.context.time, payload.batch, past
         )

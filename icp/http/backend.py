@@ -28,8 +28,12 @@ PROVISIONAL_METHODS = frozenset({"provisional_create_canister_with_cycles"})
 class Backend(Protocol):
     """The IC operations the HTTP interface calls (``icp.InternetComputer`` has them)."""
 
-    topology: NetworkTopology
     root_key: bytes
+
+    @property
+    def topology(self) -> NetworkTopology:
+        """The network as the latest registry version says (routing of effective ids)."""
+        ...
 
     def status(self) -> dict[str, Any]:
         """Return the ``/api/v2/status`` fields."""

@@ -7,6 +7,7 @@ Spec: protocol digest §4.5 (scheduler limits per subnet type, from dfinity/ic
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -21,6 +22,7 @@ from icp.messaging.ingress import (
 from icp.messaging.xnet import DEFAULT_STREAM_MESSAGE_LIMIT, SYSTEM_SUBNET_STREAM_MSG_LIMIT
 from icp.principal import Principal
 from icp.state.replicated_state import NetworkTopology
+from icp.types import RegistryVersion
 
 DEFAULT_QUEUE_CAPACITY: Final = 500
 """Requests one canister may have waiting in another's input queue (dfinity/ic)."""
@@ -75,8 +77,9 @@ class SchedulerConfig:
 class SubnetExecutionConfig:
     """Everything ``execute_batch`` needs to know about its subnet, besides the state.
 
-    ``topology``, when given, is the registry's view at the batch's registry
-    version; it replaces the state's topology (keys, routing table) when it differs.
+    ``topology_at``, when given, returns the registry's view of the network at a
+    registry version; the view at the batch's registry version replaces the state's
+    topology (keys, routing table) when it differs.
     Spec: protocol digest §4.1 (batch processing by message routing), §4.5, §4.2, §4.3.
     """
 
@@ -89,7 +92,9 @@ class SubnetExecutionConfig:
     max_queue_requests: int = DEFAULT_QUEUE_CAPACITY  # requests per (sender, receiver) queued
     max_slice_messages: int = 1_000  # messages the payload builder pulls per slice
     max_xnet_bytes_per_block: int = 4 * 1024 * 1024
-    topology: NetworkTopology | None = None
+    topology_at: Callable[[RegistryVersion], NetworkTopology] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
     envelopes: EnvelopeCache | None = attrs.field(default=None, eq=False, repr=False)
     """Per-process memo of envelope parsing (speed only; None parses every time)."""
 
@@ -104,7 +109,7 @@ class SubnetExecutionConfig:
         subnet_id: Principal,
         env: ExecutionEnvironment,
         subnet_type: SubnetType = SubnetType.APPLICATION,
-        topology: NetworkTopology | None = None,
+        topology_at: Callable[[RegistryVersion], NetworkTopology] | None = None,
         envelopes: EnvelopeCache | None = None,
     ) -> SubnetExecutionConfig:
         """Return the preset limits for an application or a system subnet."""
@@ -120,6 +125,6 @@ class SubnetExecutionConfig:
             max_stream_messages=SYSTEM_SUBNET_STREAM_MSG_LIMIT
             if system
             else DEFAULT_STREAM_MESSAGE_LIMIT,
-            topology=topology,
+            topology_at=topology_at,
             envelopes=envelopes,
         )

@@ -5,8 +5,8 @@ per-height transition of a subnet, a pure function of its inputs (canister
 runtimes are changed in place, inside their transactions, like the IC's
 copy-on-write page maps):
 
-1. relabel the state with the batch's height and time (and the registry's
-   topology, when the config carries a newer one);
+1. relabel the state with the batch's height and time, and take the network
+   topology (keys, routing table) from the registry at the batch's registry version;
 2. induct the XNet slices (signals first, then messages) and the ingress
    messages (``induction``);
 3. run one execution round (``scheduler.execute_round``): management calls,
@@ -89,8 +89,10 @@ def execute_batch_with_stats(
         raise StateError(f"batch {batch.height} does not follow the state at {state.height}")
     previous_time = state.time
     state = state.at_height(Height(batch.height), Time(max(batch.time, state.time)))
-    if config.topology is not None and config.topology != state.topology:
-        state = state.with_topology(config.topology)
+    if config.topology_at is not None:
+        topology = config.topology_at(batch.registry_version)
+        if topology is not state.topology and topology != state.topology:
+            state = state.with_topology(topology)
     state = induct_xnet(state, batch.payload.xnet, config)
     state = induct_ingress(state, parse_batch_ingress(batch.payload.ingress, config), config)
     state, stats = execute_round(state, config, batch.randomness)

@@ -30,6 +30,7 @@ from icp.execution.canister import CanisterState
 from icp.messaging.queues import MessagingState
 from icp.messaging.routing import CanisterIdRange, RoutingTable
 from icp.messaging.xnet import Stream
+from icp.nns.registry import Registry
 from icp.principal import Principal
 from icp.state.ingress_history import IngressHistory
 from icp.state.pmap import PMap
@@ -101,6 +102,31 @@ class NetworkTopology:
     def canister_ranges(self, subnet_id: Principal) -> tuple[CanisterIdRange, ...]:
         """Return the canister-id ranges the routing table assigns to ``subnet_id``."""
         return self.routing_table.ranges_of(subnet_id)
+
+    @classmethod
+    def from_registry(cls, registry: Registry, version: int | None = None) -> NetworkTopology:
+        """Return the network as ``registry`` says at ``version`` (default: latest).
+
+        Each listed subnet with its threshold key and its members' signing keys, the
+        routing table and the NNS subnet id.
+        Spec: protocol digest §6.1 (replicas read the registry at a version), §4.4.
+        """
+        subnets = [
+            SubnetTopology(
+                subnet_id,
+                registry.threshold_key(subnet_id, version),
+                (
+                    (node_id, registry.node_signing_key(node_id, version))
+                    for node_id in registry.subnet_record(subnet_id, version).membership
+                ),
+            )
+            for subnet_id in registry.subnet_ids(version)
+        ]
+        table = RoutingTable(
+            (CanisterIdRange(e.start, e.end), e.subnet_id)
+            for e in registry.routing_table(version).entries
+        )
+        return cls(tuple(subnets), table, registry.nns_subnet_id(version))
 
 
 @attrs.frozen
