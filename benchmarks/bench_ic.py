@@ -28,6 +28,8 @@ the Motoko counter and caller test canisters on wasmtime.
   process) and a fresh body per query (a new nonce: parsed and verified every time).
 * cross-subnet round trips/s: a burst of ``call_inc`` on a caller on subnet A that
   calls the counter on subnet B.
+* ``add_subnet``: CPU and virtual time until every subnet has certified the registry
+  version that adds a 4-node subnet, against dealing that subnet's keys alone.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -46,9 +50,10 @@ from icp.build import compile_motoko
 from icp.candid import encode
 from icp.candid.types import Text
 from icp.consensus.crypto import RealCrypto
+from icp.consensus.genesis import make_subnet
 from icp.crypto.user_sig import Ed25519Identity, principal_of
 from icp.execution.executor import IngressMessage, execute_message, execute_query
-from icp.ic import InternetComputer, SubnetConfig, SubnetKind
+from icp.ic import DEFAULT_CONSENSUS, InternetComputer, SubnetConfig, SubnetKind
 from icp.principal import Principal
 from icp.replica import Replica
 from icp.testing import call_content, envelope
@@ -284,8 +289,29 @@ def bench_xnet(calls: int) -> None:
           f"({virtual / 1e9:.1f} s of virtual time)")  # fmt: skip
 
 
+def bench_add_subnet() -> None:
+    def network() -> InternetComputer:
+        return InternetComputer([SubnetConfig(SubnetKind.NNS, 1), SubnetConfig()], seed=4)
+
+    ic = network()
+    heights = {s.subnet_id: s.certified_height() for s in ic.subnets}
+    virtual = ic.time()
+    elapsed = cpu(lambda: ic.add_subnet(SubnetConfig(SubnetKind.APPLICATION, 4)))
+    virtual = ic.time() - virtual
+    taken = max(s.certified_height() - heights[s.subnet_id] for s in ic.subnets[:-1])
+    same = network()  # reference: the same network running as long without the change
+    idle = cpu(lambda: same.advance_time(virtual))
+    config = attrs.evolve(DEFAULT_CONSENSUS, n=4)
+    dealing = cpu(lambda: make_subnet(config, RealCrypto(), b"\x07" * 32))
+    print(f"add_subnet (4 nodes) on a running IC: {elapsed * 1e3:.0f} ms CPU, "
+          f"{virtual / 1e9:.1f} s virtual, {taken} heights until every subnet certified the "
+          f"new registry version; the unchanged IC runs as long in {idle * 1e3:.0f} ms "
+          f"(ratio {elapsed / idle:.1f}x); dealing the keys {dealing * 1e3:.0f} ms")  # fmt: skip
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
+    bench_add_subnet()
     bench_heights(10 if quick else 40)
     bench_updates_and_queries(100 if quick else 1000, 200 if quick else 2000)
     bench_xnet(20 if quick else 200)
