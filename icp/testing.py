@@ -53,6 +53,8 @@ from icp.execution.system_api import Reject
 from icp.ic import ICError, InternetComputer, Subnet
 from icp.ic import SubnetConfig as SubnetSpec
 from icp.ic import SubnetKind as ICSubnetKind
+from icp.messaging.routing import CANISTER_IDS_PER_SUBNET, CanisterIdRange
+from icp.nns.registry import RegistryError, RoutingTableEntry
 from icp.principal import Principal
 
 DEFAULT_TTL = 4 * 60 * 1_000_000_000
@@ -331,15 +333,28 @@ class Topology(dict[Any, SubnetKind]):
 
 @attrs.frozen
 class _Layout:
-    """An instance's subnets as ``topology.json`` records them."""
+    """An instance's subnets as ``topology.json`` records them.
+
+    ``kinds`` are the subnets the instance was created with (the IC's genesis subnets,
+    in order); ``added`` those created later for a canister id no subnet hosted (the
+    IC rebuilds them from its registry, after the genesis ones).  ``topology.json``
+    lists both, as ``subnet-<i>`` in IC order, the added ones marked ``"added"``.
+    """
 
     seed: bytes
     nodes: int
     kinds: tuple[SubnetKind, ...]
     hidden: frozenset[int]
     """Indices of subnets the user did not configure (the NNS that always runs)."""
+    added: tuple[SubnetKind, ...] = ()
+
+    @property
+    def all_kinds(self) -> tuple[SubnetKind, ...]:
+        """Every subnet's kind, in the IC's order (``ic.subnets``)."""
+        return self.kinds + self.added
 
     def to_json(self, subnet_ids: Sequence[Principal]) -> str:
+        genesis = len(self.kinds)
         return json.dumps(
             {
                 "subnet_configs": {
@@ -347,8 +362,9 @@ class _Layout:
                         "subnet_config": {"subnet_kind": kind.value, "nodes": self.nodes},
                         "subnet_id": subnet_ids[i].to_text(),
                         "hidden": i in self.hidden,
+                        "added": i >= genesis,
                     }
-                    for i, kind in enumerate(self.kinds)
+                    for i, kind in enumerate(self.all_kinds)
                 },
                 "seed": self.seed.hex(),
                 "nodes": self.nodes,
@@ -361,13 +377,22 @@ class _Layout:
         path = state_dir / TOPOLOGY_FILE
         try:
             data = json.loads(path.read_text())
-            configs = data["subnet_configs"]
-            kinds = tuple(
-                SubnetKind(configs[f"subnet-{i}"]["subnet_config"]["subnet_kind"])
-                for i in range(len(configs))
+            configs = [
+                data["subnet_configs"][f"subnet-{i}"] for i in range(len(data["subnet_configs"]))
+            ]
+            kinds = [SubnetKind(c["subnet_config"]["subnet_kind"]) for c in configs]
+            added = [bool(c.get("added", False)) for c in configs]
+            genesis = added.index(True) if True in added else len(kinds)
+            if any(not a for a in added[genesis:]):
+                raise ValueError("a genesis subnet is listed after an added one")
+            hidden = frozenset(i for i, c in enumerate(configs) if c["hidden"])
+            return _Layout(
+                bytes.fromhex(data["seed"]),
+                int(data["nodes"]),
+                tuple(kinds[:genesis]),
+                hidden,
+                tuple(kinds[genesis:]),
             )
-            hidden = frozenset(i for i in range(len(kinds)) if configs[f"subnet-{i}"]["hidden"])
-            return _Layout(bytes.fromhex(data["seed"]), int(data["nodes"]), kinds, hidden)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path} does not describe a PocketIC instance: {exc}") from None
 
@@ -388,13 +413,14 @@ def _plan(
             raise ValueError(f"state_dir {state_dir} differs from the subnets' directory {root}")
         layout = _Layout.load(root)
         visible: set[int] = set()
+        every = layout.all_kinds
         for kind, path in config.from_state:
             number = path.name.removeprefix("subnet-")
             index = int(number) if path.name.startswith("subnet-") and number.isdigit() else -1
-            if not 0 <= index < len(layout.kinds) or layout.kinds[index] is not kind:
+            if not 0 <= index < len(every) or every[index] is not kind:
                 raise ValueError(f"{path} is not a {kind.value} subnet of the instance in {root}")
             visible.add(index)
-        return attrs.evolve(layout, hidden=frozenset(range(len(layout.kinds))) - visible), root
+        return attrs.evolve(layout, hidden=frozenset(range(len(every))) - visible), root
     if state_dir is not None and (state_dir / TOPOLOGY_FILE).exists():
         layout = _Layout.load(state_dir)
         shown = sorted(k.value for i, k in enumerate(layout.kinds) if i not in layout.hidden)
@@ -413,6 +439,28 @@ def _plan(
         kinds = [SubnetKind.NNS, *kinds]
         hidden = frozenset({0})
     return _Layout(seed, nodes, tuple(kinds), hidden), state_dir
+
+
+def _with_unrecorded_subnets(layout: _Layout, subnets: Sequence[Subnet], hide: bool) -> _Layout:
+    """Return ``layout`` with the IC's subnets it does not list yet appended to ``added``.
+
+    A subnet added at run time is in the IC's registry before ``topology.json`` records
+    its kind; if the instance stopped in between, its kind is read back from the IC
+    (application or system).  ``hide``: hide them (an instance made of chosen subnets).
+    """
+    known = len(layout.all_kinds)
+    if len(subnets) < known:
+        raise ValueError(
+            f"{TOPOLOGY_FILE} lists {known} subnets, but the IC's registry only {len(subnets)}"
+        )
+    extra = tuple(
+        SubnetKind.SYSTEM if s.kind is ICSubnetKind.SYSTEM else SubnetKind.APPLICATION
+        for s in subnets[known:]
+    )
+    if not extra:
+        return layout
+    hidden = layout.hidden | frozenset(range(known, len(subnets))) if hide else layout.hidden
+    return attrs.evolve(layout, added=layout.added + extra, hidden=hidden)
 
 
 def _principal(value: Any) -> Principal:
@@ -492,6 +540,80 @@ def _settings(settings: Any) -> dict[str, Any] | None:
     return out
 
 
+MAINNET_SUBNETS: Final = 1024
+"""How many subnets PocketIC assumes mainnet has: ids of ``2**20``-blocks beyond are not
+mainnet ids (PocketIC server ``MAXIMUM_NUMBER_OF_SUBNETS_ON_MAINNET``)."""
+
+_MAINNET_BLOCK_KINDS: Final[Mapping[int, SubnetKind]] = {
+    0: SubnetKind.NNS,
+    26: SubnetKind.BITCOIN,
+    32: SubnetKind.SNS,
+    33: SubnetKind.II,
+    35: SubnetKind.FIDUCIARY,
+}
+"""The ``2**20``-blocks of canister indices that mainnet's special subnets hold, by kind
+(PocketIC server ``subnet_kind_canister_range``; the II subnet also holds
+``rdmx6-jaaaa-aaaaa-aaadq-cai`` in block 0, the NNS's)."""
+
+
+def mainnet_subnet_kind(canister_id: Principal) -> SubnetKind:
+    """Return the kind of the mainnet subnet whose range holds ``canister_id``.
+
+    Raises ``ServerError`` (400, the PocketIC server's messages) if the id is not a
+    mainnet canister id or belongs to the NNS or II subnet, which PocketIC does not
+    create on demand.
+    Spec: PocketIC server ``rs/pocket_ic_server/src/pocket_ic.rs`` (``route``,
+    ``subnet_kind_from_canister_id``).
+    """
+    index = canister_id.canister_index()
+    if len(canister_id.raw) != 10:
+        raise ServerError(
+            400,
+            f"The binary representation {canister_id.raw.hex()} of effective canister ID "
+            f"{canister_id} should consist of 10 bytes.",
+        )
+    if index is None or index >> 20 >= MAINNET_SUBNETS:
+        raise ServerError(
+            400,
+            f"The effective canister ID {canister_id} does not belong to an existing "
+            "subnet and it is not a mainnet canister ID.",
+        )
+    kind = _MAINNET_BLOCK_KINDS.get(index >> 20, SubnetKind.APPLICATION)
+    if kind in (SubnetKind.NNS, SubnetKind.II):
+        raise ServerError(
+            400,
+            f"The effective canister ID {canister_id} belongs to the NNS or II subnet on "
+            "the IC mainnet for which PocketIC provides a `SubnetKind`: please set up your "
+            "PocketIC instance with a subnet of that `SubnetKind`.",
+        )
+    return kind
+
+
+def free_block_range(canister_id: Principal, taken: Sequence[RoutingTableEntry]) -> CanisterIdRange:
+    """Return the largest free range around ``canister_id`` in its block of ``2**20`` ids.
+
+    Free: no range in ``taken`` touches it (the whole block unless some range lies in
+    it).  ``canister_id`` must be a canister id (``u64 || 0x01 0x01``) that no range
+    in ``taken`` holds.  Spec: protocol digest §4.4 (2**20 ids per subnet).
+    """
+    index = canister_id.canister_index()
+    if index is None:
+        raise ValueError(f"{canister_id} is not a canister id")
+    low = index & ~(CANISTER_IDS_PER_SUBNET - 1)
+    high = low + CANISTER_IDS_PER_SUBNET - 1
+    for entry in taken:
+        first, last = entry.start.canister_index(), entry.end.canister_index()
+        if first is None or last is None:
+            continue  # no such ranges here; add_subnet refuses an overlap anyway
+        if first <= index <= last:
+            raise ValueError(f"{canister_id} is in a subnet's range already")
+        if last < index:
+            low = max(low, last + 1)
+        elif first > index:
+            high = min(high, first - 1)
+    return CanisterIdRange.from_indices(low, high)
+
+
 class PocketIC:
     """A drop-in for ``pocket_ic.PocketIC``, running an in-process IC (no server).
 
@@ -511,11 +633,21 @@ class PocketIC:
     requests refused outright ``ServerError`` (a ``ConnectionError``), as pocket-ic.
 
     Creating a canister with an id in the hidden NNS's range makes the NNS visible, as
-    pocket-ic creates the NNS subnet for such an id.
+    pocket-ic creates the NNS subnet for such an id.  Creating one with an id no subnet
+    hosts first creates a subnet for it, as the PocketIC server does: a subnet of the
+    kind mainnet's subnet holding that id has (Application unless it is a Bitcoin,
+    Fiduciary or SNS id; NNS and II ids, and ids that are not mainnet canister ids,
+    are refused with the server's messages), holding the id's block of ``2**20`` ids.
+    It is a real subnet added to the running IC (``InternetComputer.add_subnet``: a new
+    registry version every subnet takes up), listed by ``topology()``, and it comes
+    back when the instance is restored from its state directory.
 
-    Differences from ``pocket-ic``: creating a canister with an id outside every
-    subnet's ranges is refused (pocket-ic adds a subnet); subnets keep our canister
-    ranges (NNS: ids 0..2**20-1, others 2**20 ids from the dfx range), not mainnet's.
+    Differences from ``pocket-ic``: subnets keep our canister ranges (NNS: ids
+    0..2**20-1, others 2**20 ids from the dfx range), not mainnet's, so an id in a
+    mainnet Bitcoin, Fiduciary or SNS range gets a new subnet of that kind even when
+    the instance was configured with one (an II id is refused); a subnet created for an
+    id has no second, automatic-allocation range (pocket-ic adds one from the top of
+    the id space), so canisters created there without an id take ids from its block.
     Spec: pocket-ic package ``pocket_ic/pocket_ic.py``; the Rust ``pocket-ic`` crate
     (upgrade/reinstall/uninstall, start/stop/delete, canister_status, ingress status).
     """
@@ -553,16 +685,19 @@ class PocketIC:
             authenticate_senders=False,
             **kwargs,
         )
-        self._layout = layout
         self._layout_file = (
             ic_dir / TOPOLOGY_FILE if ic_dir is not None and not config.from_state else None
         )
-        if self._layout_file is not None and not self._layout_file.exists():
+        self._layout = _with_unrecorded_subnets(layout, self.ic.subnets, bool(config.from_state))
+        if self._layout_file is not None and (
+            not self._layout_file.exists() or self._layout != layout
+        ):
             self._save_layout()
+        layout = self._layout
         self.icpy = _has_icpy() if icpy is None else icpy
         self._kinds: dict[bytes, SubnetKind] = {
             subnet.subnet_id.raw: kind
-            for i, (subnet, kind) in enumerate(zip(self.ic.subnets, layout.kinds, strict=True))
+            for i, (subnet, kind) in enumerate(zip(self.ic.subnets, layout.all_kinds, strict=True))
             if i not in layout.hidden
         }
         self.topology = Topology(
@@ -591,15 +726,25 @@ class PocketIC:
         tmp.write_text(self._layout.to_json([s.subnet_id for s in self.ic.subnets]))
         tmp.replace(self._layout_file)
 
-    def _reveal_nns(self, canister_id: Principal) -> None:
-        """Make the hidden NNS subnet part of the topology if it hosts ``canister_id``.
+    def _host(self, canister_id: Principal) -> None:
+        """Make sure a visible subnet hosts ``canister_id`` before it is created there.
 
-        pocket-ic creates a subnet when a canister is created with an id no subnet
-        hosts; for an id in the NNS range that subnet is the NNS, which runs here anyway.
+        An id in the hidden NNS's range makes the NNS visible (pocket-ic creates the
+        NNS subnet for it; here it runs anyway).  An id no subnet hosts gets a new
+        subnet, as the PocketIC server's ``route`` does for
+        ``provisional_create_canister_with_cycles``: the id must be a mainnet canister
+        id (10 bytes, ``u64 || 0x01 0x01`` here, below ``1024 * 2**20``); the new
+        subnet's kind is that of the mainnet subnet whose range holds the id (Bitcoin,
+        Fiduciary, SNS; NNS and II ids are refused; any other id: Application) and its
+        range is the id's block of ``2**20`` ids (the part of it no subnet holds).
+        ``ServerError`` (400) otherwise, with the server's message.
+        Spec: PocketIC server ``rs/pocket_ic_server/src/pocket_ic.rs`` (``route``);
+        protocol digest §4.4 (routing table), §6.2 step 4 (``CreateSubnet``).
         """
         try:
             subnet = self.ic.subnet_of(canister_id)
         except ICError:
+            self._add_subnet_for(canister_id)
             return
         if subnet.kind is not ICSubnetKind.NNS or subnet.subnet_id.raw in self._kinds:
             return
@@ -608,6 +753,27 @@ class PocketIC:
         index = self.ic.subnets.index(subnet)
         self._layout = attrs.evolve(self._layout, hidden=self._layout.hidden - {index})
         self._save_layout()
+
+    def _add_subnet_for(self, canister_id: Principal) -> Subnet:
+        """Create a subnet hosting ``canister_id`` (see ``_host``); return it."""
+        kind = mainnet_subnet_kind(canister_id)
+        taken = self.ic.registry.routing_table().entries
+        ranges = [free_block_range(canister_id, taken)]
+        self._sync()
+        try:
+            subnet = self.ic.add_subnet(
+                SubnetSpec(_IC_KIND[kind], self._layout.nodes), ranges=ranges
+            )
+        except (ICError, RegistryError) as exc:
+            status = exc.http_status if isinstance(exc, ICError) else 400
+            raise ServerError(
+                status, f"no subnet could be created for {canister_id}: {exc}"
+            ) from None
+        self._layout = attrs.evolve(self._layout, added=(*self._layout.added, kind))
+        self._save_layout()
+        self._kinds[subnet.subnet_id.raw] = kind
+        self.topology[self._out(subnet.subnet_id)] = kind
+        return subnet
 
     def close(self) -> None:
         """Release the instance (its state stays in its state directory, if any)."""
@@ -906,7 +1072,7 @@ class PocketIC:
             ],
         )
         if canister_id is not None:
-            self._reveal_nns(_principal(canister_id))
+            self._host(_principal(canister_id))
             effective: Any = {"CanisterId": _principal(canister_id)}
         elif subnet is not None:
             effective = {"SubnetId": _principal(subnet)}

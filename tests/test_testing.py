@@ -21,6 +21,9 @@ from icp.candid import decode, encode
 from icp.candid.types import Nat
 from icp.crypto.certificate import Certificate
 from icp.crypto.user_sig import Ed25519Identity, principal_of
+from icp.ic import SubnetKind as ICSubnetKind
+from icp.messaging.routing import CanisterIdRange
+from icp.nns.registry import RoutingTableEntry
 from icp.testing import (
     TOPOLOGY_FILE,
     PocketIC,
@@ -31,6 +34,7 @@ from icp.testing import (
     SubnetKind,
     TimeIntoPastError,
     error_code_name,
+    free_block_range,
 )
 
 COUNTER = Path(__file__).resolve().parent / "canisters" / "counter"
@@ -375,3 +379,114 @@ def test_hello_world_template_with_icpy_canister() -> None:
     assert canister.greet("ICP") == ["Hello, ICP!"]
     before = pic.get_cycles_balance(canister.canister_id)
     assert pic.add_cycles(canister.canister_id, 10**21) == before + 10**21
+
+
+WAT_COUNTER = Path(__file__).resolve().parent / "canisters" / "wat" / "counter.wat"
+
+
+def _u64(value: int) -> list[int]:
+    return list(value.to_bytes(8, "little"))
+
+
+def test_an_unhosted_id_gets_its_own_subnet(tmp_path: Path) -> None:
+    """pocket-ic's create_canister with an id no subnet hosts: a subnet is created for it."""
+    pic = PocketIC(state_dir=tmp_path)
+    (default,) = pic.topology()
+    wanted = Principal.from_text("zzztf-6qaaa-aaaah-qfsaa-cai")  # canister index 15 * 2**20 + ...
+    assert pic.get_subnet(wanted) is None
+    created = pic.create_canister(canister_id=wanted)
+    assert created == wanted and isinstance(created, ic.Principal)
+    topology = pic.topology()
+    assert len(topology) == 2 and default in topology
+    subnet = pic.get_subnet(wanted)
+    assert subnet is not None and subnet != default
+    assert isinstance(subnet, ic.Principal) and topology[subnet] is SubnetKind.APPLICATION
+    # a real subnet of the IC, with the id's block of 2**20 ids, one node as the others
+    added = pic.ic.subnet(Principal(subnet.bytes))
+    assert added.ranges == (CanisterIdRange.from_indices(15 * 2**20, 16 * 2**20 - 1),)
+    assert added.kind is ICSubnetKind.APPLICATION and added.n == 1
+    assert pic.ic.registry.latest_version == 2
+    # the canister works there
+    pic.install_code(wanted, wasmtime.wat2wasm(WAT_COUNTER.read_text()), b"")
+    assert pic.update_call(wanted, "inc", b"") == _u64(101)
+    assert pic.query_call(wanted, "get", b"") == _u64(101)
+    # creating without an id still uses the default subnet; an id in the new block
+    # lands on the new subnet, without another one
+    assert pic.get_subnet(pic.create_canister()) == default
+    neighbour = Principal.from_canister_index(15 * 2**20 + 5)
+    assert pic.create_canister(canister_id=neighbour) == neighbour
+    assert pic.get_subnet(neighbour) == subnet and len(pic.topology()) == 2
+    # an id in mainnet's Bitcoin range gets a Bitcoin subnet (a system subnet here)
+    bitcoin_id = Principal.from_text("g3wsl-eqaaa-aaaan-aaaaa-cai")
+    pic.create_canister(canister_id=bitcoin_id)
+    bitcoin = pic.get_subnet(bitcoin_id)
+    assert pic.topology()[bitcoin] is SubnetKind.BITCOIN
+    assert pic.ic.subnet(Principal(bitcoin.bytes)).kind is ICSubnetKind.SYSTEM
+    recorded = json.loads((tmp_path / TOPOLOGY_FILE).read_text())["subnet_configs"]
+    assert [c["added"] for c in recorded.values()] == [False, False, True, True]
+    assert [c["subnet_config"]["subnet_kind"] for c in recorded.values()][2:] == [
+        "Application",
+        "Bitcoin",
+    ]
+    topology = pic.topology()
+    del pic
+
+    again = PocketIC(state_dir=tmp_path)
+    assert again.topology() == topology
+    assert again.get_subnet(wanted) == subnet and again.get_subnet(neighbour) == subnet
+    assert again.query_call(wanted, "get", b"") == _u64(101)
+    assert again.update_call(wanted, "inc", b"") == _u64(102)
+    assert again.get_subnet(again.create_canister()) == default
+    del again
+
+    # one of them loaded alone (add_subnet_with_state), as pocket-ic allows
+    alone = SubnetConfig()
+    alone.add_subnet_with_state(SubnetKind.APPLICATION, tmp_path / "subnet-2")
+    pic3 = PocketIC(alone)
+    assert list(pic3.topology()) == [subnet]
+    assert pic3.query_call(wanted, "get", b"") == _u64(102)
+    assert not pic3.check_canister_exists(bitcoin_id)
+    del pic3
+
+    # a subnet the registry has but topology.json does not (stopped in between): its
+    # kind is read back from the IC
+    data = json.loads((tmp_path / TOPOLOGY_FILE).read_text())
+    del data["subnet_configs"]["subnet-3"]
+    (tmp_path / TOPOLOGY_FILE).write_text(json.dumps(data))
+    pic4 = PocketIC(state_dir=tmp_path)
+    assert pic4.topology()[bitcoin] is SubnetKind.SYSTEM
+    assert pic4.check_canister_exists(bitcoin_id)
+    assert len(json.loads((tmp_path / TOPOLOGY_FILE).read_text())["subnet_configs"]) == 4
+
+
+def test_ids_that_get_no_subnet_are_refused_as_pocket_ic_does() -> None:
+    pic = PocketIC()
+    topology = pic.topology()
+    refused = {
+        Principal.anonymous(): "should consist of 10 bytes",
+        Principal.from_canister_index(1024 * 2**20): "it is not a mainnet canister ID",
+        Principal((5 * 2**20).to_bytes(8, "big") + b"\x02\x01"): "not a mainnet canister ID",
+        Principal.from_text("uc7f6-kaaaa-aaaaq-qaaaa-cai"): "belongs to the NNS or II subnet",
+    }
+    for canister_id, message in refused.items():
+        with pytest.raises(ServerError, match=message) as error:
+            pic.create_canister(canister_id=canister_id)
+        assert error.value.status_code == 400
+    assert pic.topology() == topology and pic.ic.registry.latest_version == 1
+
+
+def test_free_block_range_is_the_free_part_of_the_ids_block() -> None:
+    def entry(first: int, last: int) -> RoutingTableEntry:
+        return RoutingTableEntry(
+            Principal.from_canister_index(first),
+            Principal.from_canister_index(last),
+            Principal.from_hex("aa"),
+        )
+
+    block = 7 * 2**20
+    cid = Principal.from_canister_index(block + 500)
+    assert free_block_range(cid, []) == CanisterIdRange.from_indices(block, block + 2**20 - 1)
+    taken = [entry(0, block + 99), entry(block + 200, block + 299), entry(block + 900, 2**40)]
+    assert free_block_range(cid, taken) == CanisterIdRange.from_indices(block + 300, block + 899)
+    with pytest.raises(ValueError, match="in a subnet's range already"):
+        free_block_range(cid, [entry(block + 500, block + 500)])
