@@ -83,6 +83,24 @@ def _principals(value: Iterable[Principal]) -> tuple[Principal, ...]:
     return tuple(value)
 
 
+def _blob(value: object) -> bytes:
+    """Return a decoded CBOR byte string; raise ``TypeError`` for anything else."""
+    if not isinstance(value, bytes | bytearray):
+        raise TypeError(f"expected a byte string, got {type(value).__name__}")
+    return bytes(value)
+
+
+def _int(value: object) -> int:
+    """Return a decoded CBOR unsigned integer; raise ``TypeError`` for anything else."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"expected an unsigned integer, got {value!r}")
+    return value
+
+
+def _principal(value: object) -> Principal:
+    return Principal(_blob(value))
+
+
 @attrs.frozen
 class SubnetListRecord:
     """``subnet_list``: every subnet's id, in creation order."""
@@ -97,7 +115,7 @@ class SubnetListRecord:
     @classmethod
     def from_cbor(cls, value: Any) -> SubnetListRecord:
         """Inverse of ``to_cbor``."""
-        return cls(Principal(bytes(v)) for v in value)
+        return cls(_principal(v) for v in value)
 
 
 @attrs.frozen
@@ -130,11 +148,11 @@ class SubnetRecord:
         """Inverse of ``to_cbor``."""
         members, kind, unit, notary, interval = value
         return cls(
-            (Principal(bytes(m)) for m in members),
+            (_principal(m) for m in members),
             SubnetType(kind),
-            int(unit),
-            int(notary),
-            int(interval),
+            _int(unit),
+            _int(notary),
+            _int(interval),
         )
 
 
@@ -152,7 +170,7 @@ class PublicKeyRecord:
     @classmethod
     def from_cbor(cls, value: Any) -> PublicKeyRecord:
         """Inverse of ``to_cbor``."""
-        return cls(bytes(value))
+        return cls(_blob(value))
 
 
 @attrs.frozen(order=True)
@@ -186,8 +204,7 @@ class RoutingTableRecord:
     def from_cbor(cls, value: Any) -> RoutingTableRecord:
         """Inverse of ``to_cbor``."""
         return cls(
-            RoutingTableEntry(Principal(bytes(s)), Principal(bytes(e)), Principal(bytes(n)))
-            for s, e, n in value
+            RoutingTableEntry(_principal(s), _principal(e), _principal(n)) for s, e, n in value
         )
 
     def route(self, canister_id: Principal) -> Principal | None:
@@ -212,7 +229,7 @@ class SubnetIdRecord:
     @classmethod
     def from_cbor(cls, value: Any) -> SubnetIdRecord:
         """Inverse of ``to_cbor``."""
-        return cls(Principal(bytes(value)))
+        return cls(_principal(value))
 
 
 @attrs.frozen
@@ -235,7 +252,7 @@ class CatchUpPackageContentsRecord:
     def from_cbor(cls, value: Any) -> CatchUpPackageContentsRecord:
         """Inverse of ``to_cbor``."""
         height, time = value
-        return cls(int(height), int(time))
+        return cls(_int(height), _int(time))
 
 
 RegistryValue = (
@@ -386,7 +403,9 @@ class Registry:
             for batch in raw:
                 mutations = []
                 for entry in batch:
-                    key, tag = str(entry[0]), entry[1]
+                    key, tag = entry[0], entry[1]
+                    if not isinstance(key, str):
+                        raise TypeError(f"a registry key must be text, got {key!r}")
                     value = None if tag is None else _RECORD_TYPES[tag].from_cbor(entry[2])
                     mutations.append(RegistryMutation(key, value))
                 registry = registry.apply(mutations)
