@@ -10,18 +10,21 @@ import pytest
 
 from icp.candid import Nat, Text, decode, encode
 from icp.consensus.artifacts import XNetSlice
+from icp.crypto.hashtree import LookupStatus, lookup_path
 from icp.execution.management import TopUpArgs
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from icp.messaging.config import SchedulerConfig
+from icp.messaging.routing import RoutingTable
 from icp.messaging.state_machine import execute_batch, update_ingress_history
 from icp.principal import Principal
 from icp.state.checkpoint import load_checkpoint, state_hash, write_checkpoint
 from icp.state.ingress_history import IngressHistory, IngressStatus, RequestStatus
 from icp.state.replicated_state import StateError
 from icp.state.tree import StateTreeBuilder
-from icp.types import NANOS_PER_SECOND, Time
+from icp.types import NANOS_PER_SECOND, RegistryVersion, Time
 from tests.messaging.helpers import (
     Driver,
+    canister_range,
     envelope,
     forward_arg,
     make_batch,
@@ -282,3 +285,27 @@ def test_ingress_history_visits_only_newly_expired_entries() -> None:
     a, b = out.get(b"a" * 32), out.get(b"b" * 32)
     assert a is not None and a.status is RequestStatus.REPLIED  # expired earlier: kept
     assert b is not None and b.status is RequestStatus.DONE
+
+
+def test_each_batch_takes_the_topology_of_its_registry_version(engine: WasmtimeEngine) -> None:
+    """A registry change reaches the state at the batch that carries its version."""
+    a, b = make_net(2, engine)
+    one_subnet = attrs.evolve(
+        a.state.topology,
+        subnets=(a.state.own_subnet,),
+        routing_table=RoutingTable(((canister_range(0), a.id),)),
+    )
+    by_version = {RegistryVersion(1): one_subnet, RegistryVersion(2): a.state.topology}
+    config = attrs.evolve(a.config, topology_at=by_version.__getitem__)
+    state = a.state.with_topology(one_subnet)
+    state = execute_batch(state, make_batch(1, state.time + 1), config)
+    assert state.topology is one_subnet  # unchanged version: the same object, no copy
+    assert state.topology.routing_table.route(canister_range(1).start) is None
+    two = attrs.evolve(make_batch(2, state.time + 1), registry_version=RegistryVersion(2))
+    state = execute_batch(state, two, config)
+    assert state.topology is by_version[RegistryVersion(2)]
+    assert state.topology.routing_table.route(canister_range(1).start) == b.id
+    # the certified tree now lists the other subnet (its key, its canister ranges)
+    tree = StateTreeBuilder().build(state)
+    found = lookup_path(tree, [b"subnet", b.id.raw, b"public_key"])
+    assert (found.status, found.value) == (LookupStatus.FOUND, b.key.to_der())
