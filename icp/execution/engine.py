@@ -20,6 +20,15 @@ transaction on the instance::
 Both engines run the *same instrumented module*, so they report the same
 instruction counts for the same message (see ``wasm_binary``).
 
+Wasm tables are *not* part of that state.  The IC instantiates the module afresh
+for every execution (method, callback, ``(start)``) and carries over only the heap,
+stable memory and exported globals (dfinity/ic ``rs/embedders/src/wasm_executor.rs``
+``process`` → ``WasmtimeEmbedder::new_instance(.., globals, wasm_memory, ..)``; its
+``WasmStateChanges`` are dirty pages and globals), so each execution starts from the
+tables the module's element segments build, whether the previous one trapped or
+not.  Engines give ``run``/``call_table`` those initial tables; a module with no
+table-changing instruction pays nothing for it.  Checkpoints hold no tables.
+
 Spec: interface spec §"Canister module format", §"Execution" (atomicity of
 message executions; digest §5.1).
 """
@@ -84,7 +93,7 @@ class WasmInstance(Protocol):
     def run(
         self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
     ) -> int:
-        """Run an export under ``api``; return instructions used or raise ``WasmTrap``."""
+        """Run an export under ``api`` from the initial tables; return instructions used."""
 
     def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
         """Run the callback at table ``index`` with ``env``; like ``run``."""

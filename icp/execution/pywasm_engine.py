@@ -3,7 +3,10 @@
 It runs the same instrumented module as wasmtime (without the dirty-page
 journal: transactions copy the whole heap, which is fine for a slow reference
 engine), so its instruction counts equal wasmtime's by construction.  Used for
-differential tests of the engines and the System API.
+differential tests of the engines and the System API.  As on the IC (and in the
+wasmtime engine), every execution starts from the module's initial tables: a module
+whose code can change a table gets its tables and element segments put back as they
+were after instantiation before each ``run``/``call_table``.
 
 Spec: interface spec §"Execution" (determinism across replicas).
 """
@@ -101,6 +104,24 @@ class PywasmInstance:
         self._globals = [
             (i, rt.exported_global(self._inst, f"__icp_g{i}")) for i, _ in self._im.mutable_globals
         ]
+        store = rt.machine.store
+        self._mutable_tables = self._im.parsed.has_table_mutation
+        self._initial_tables = [
+            (store.tabl[a], list(store.tabl[a].elem), store.tabl[a].size) for a in self._inst.tabl
+        ]
+        self._initial_elems = [(store.elem[a], list(store.elem[a].data)) for a in self._inst.elem]
+
+    def _reset_tables(self) -> None:
+        """Put tables and element segments back as instantiation left them.
+
+        Spec: interface spec §"Execution" (each execution runs in a fresh instance on
+        the IC: dfinity/ic ``wasm_executor.rs`` keeps only heap, stable memory, globals).
+        """
+        for tabl, elems, size in self._initial_tables:
+            tabl.elem = list(elems)
+            tabl.size = size
+        for seg, data in self._initial_elems:
+            seg.data = list(data)
 
     def _export_mem(self, name: str) -> Any:
         if not any(e.name == name for e in self._inst.exps):
@@ -180,6 +201,8 @@ class PywasmInstance:
         self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
     ) -> int:
         """Run an export."""
+        if self._mutable_tables:
+            self._reset_tables()
         addr = next(
             (e.data.data for e in self._inst.exps if e.name == export and e.data.kind == 0), None
         )
@@ -188,7 +211,9 @@ class PywasmInstance:
         return self._invoke(addr, args, api, instruction_limit)
 
     def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
-        """Run a table callback."""
+        """Run a table callback (table 0 as the module initialised it)."""
+        if self._mutable_tables:
+            self._reset_tables()
         tabl = self._rt.machine.store.tabl[self._inst.tabl[0]] if self._inst.tabl else None
         if tabl is None or not 0 <= index < len(tabl.elem):
             raise WasmTrap(TrapKind.TRAP, f"callback index {index} out of bounds")

@@ -53,6 +53,13 @@ section, which is what makes the rest of the execution layer possible.
    instead of one crossing per global or page.  Helpers are not metered (they are
    not canister code).  The original module is validated on its own first
    (``engine.validate_structure``), so its code cannot name anything added here.
+4. **Tables are not canister state.**  The IC runs every message in a fresh
+   instance: only the heap, stable memory and exported globals carry over, so
+   tables start as the module's elements put them.  A module whose code can change
+   a table (``TABLE_MUTATORS``) has ``global.get/i32.or/global.set`` of the exported
+   flag ``__icp_tables`` before each such instruction (and ``elem.drop``), and all
+   its tables exported as ``__icp_t<index>``; the engine restores the initial tables
+   before the next execution when the flag is set.  Other modules get no code.
 
 Spec: interface spec §"Canister module format" and §"System API imports"
 (digest §5.1); resource limits digest §7.2 (dfinity/ic
@@ -212,7 +219,7 @@ class ParsedModule:
     start: int | None
     sections: tuple[tuple[int, bytes], ...]  # (id, content) in file order
     custom_sections: tuple[tuple[str, bytes], ...]
-    has_table_mutation: bool
+    has_table_mutation: bool  # code has table.set/grow/fill/copy/init (see TABLE_MUTATORS)
 
     @property
     def is_memory64(self) -> bool:
@@ -297,6 +304,13 @@ wasm64).  Spec: dfinity/ic ``rs/embedders/src/wasm_utils/instrumentation.rs``
 (``instruction_to_cost``)."""
 
 _BULK_SIZE_I32 = frozenset([0xFC08, 0xFC0C, 0xFC0E, 0xFC11])
+TABLE_MUTATORS = frozenset([0x26, 0xFC0C, 0xFC0E, 0xFC0F, 0xFC11])
+"""``table.set``, ``table.init``, ``table.copy``, ``table.grow``, ``table.fill``: the
+instructions that change a table's contents or size.  Each sets bit 1 of the exported
+global ``__icp_tables`` (bit 2 for ``elem.drop``, whose effect only a fresh instance undoes)
+so an engine can give the next message the module's initial tables, as the IC does."""
+TABLES_CHANGED = 1
+ELEM_DROPPED = 2
 """Bulk operations whose size operand is an i32 (data/table sizes); memory.fill/copy
 take an address-typed size.  Each is also charged its size dynamically (IC rule)."""
 
@@ -523,7 +537,7 @@ def parse_module(data: bytes) -> ParsedModule:
                         raise InvalidWasm("unsupported local type")
                 while b.pos < b.end:
                     ins = _decode(b)
-                    if ins.op in (0x26, 0xFC0C, 0xFC0E, 0xFC0F, 0xFC11):
+                    if ins.op in TABLE_MUTATORS:
                         table_mut = True
                 s.pos += body_size
     return ParsedModule(
@@ -885,6 +899,7 @@ def instrument(
     counter = n_glob
     dirty_count = n_glob + 1
     size0 = n_glob + 2  # 4 KiB pages of memory 0 at begin: pages above need no journal copy
+    tables_flag = n_glob + 3  # TABLES_CHANGED | ELEM_DROPPED since the host last cleared it
     types = list(m.types)
     span_t = len(types)
     mark_t = span_t + 1
@@ -987,6 +1002,10 @@ def instrument(
                     + _bulk_guard(la, ti32, to64, b"\xad", span_f)
                     + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ti32)
                 )  # fmt: skip
+            if m.has_table_mutation and (op in TABLE_MUTATORS or op == 0xFC0D):
+                bit = ELEM_DROPPED if op == 0xFC0D else TABLES_CHANGED
+                flag = uleb(tables_flag)  # flag |= bit (not metered: not canister code)
+                out.append(b"\x23" + flag + b"\x41" + uleb(bit) + b"\x72\x24" + flag)
             out.append(raw)
             same.step(op, raw)
             seg_cost += instruction_cost(op, mem64)
@@ -1046,11 +1065,12 @@ def instrument(
     gr = _Reader(g)
     ng = gr.u()
     sections[6] = (
-        uleb(ng + 3)
+        uleb(ng + 4)
         + g[gr.pos :]
         + b"\x7e\x01\x42\x00\x0b"  # counter
         + b"\x7f\x01\x41\x00\x0b"  # dirty count
         + b"\x7f\x01\x41\x00\x0b"  # size0
+        + b"\x7f\x01\x41\x00\x0b"  # tables flag
     )
     ex = sections.get(7, b"\x00")
     er = _Reader(ex)
@@ -1067,6 +1087,7 @@ def instrument(
             extra += [
                 _export("__icp_bytemap", 2, 1),
                 _export("__icp_journal", 2, 2),
+                _export("__icp_size0", 3, size0),
                 _export("__icp_save_globals", 0, span_f + 2),
                 _export("__icp_restore_globals", 0, span_f + 3),
                 _export("__icp_commit", 0, span_f + 5),
@@ -1074,8 +1095,12 @@ def instrument(
             ]
     if m.start is not None:
         extra.append(_export("__icp_start", 0, m.start))
-    if _Reader(sections.get(4, b"\x00")).u() > 0:
+    n_tables = _Reader(sections.get(4, b"\x00")).u()
+    if n_tables > 0:
         extra.append(_export("__icp_table", 1, 0))
+    if m.has_table_mutation:
+        extra.append(_export("__icp_tables", 3, tables_flag))
+        extra += [_export(f"__icp_t{i}", 1, i) for i in range(n_tables)]
     sections[7] = uleb(ne + len(extra)) + ex[er.pos :] + b"".join(extra)
     sections.pop(8, None)
     out_mod = bytearray(WASM_MAGIC + WASM_VERSION)

@@ -7,6 +7,8 @@ live instance keeps the canister's heap between messages; commit and rollback
 cost O(pages written) thanks to the journal written by the instrumented code
 (see ``wasm_binary``).  A trap after ``memory.grow`` cannot shrink a wasmtime
 memory, so that rare case rebuilds the instance from the rolled-back heap.
+Tables are not canister state: every execution starts from the module's initial
+tables (``_reset_tables``; free for modules that cannot change a table).
 
 Spec: interface spec §"Execution" (determinism, atomic executions); digest §5.1.
 """
@@ -26,6 +28,7 @@ from icp.execution.engine import InstanceState, prepare_module, wasm_features
 from icp.execution.errors import InvalidWasm, TrapKind, WasmTrap
 from icp.execution.system_api import SystemApi
 from icp.execution.wasm_binary import (
+    ELEM_DROPPED,
     I32,
     I64,
     PAGE_SIZE,
@@ -52,6 +55,10 @@ _global_get = _c_fn("wasmtime_global_get", None, [_P, _P, _P])
 _global_set = _c_fn("wasmtime_global_set", _P, [_P, _P, _P])
 _call_unchecked = _c_fn("wasmtime_func_call_unchecked", _P, [_P, _P, _P, ctypes.c_size_t, _P])
 _trap_new = _c_fn("wasmtime_trap_new", _P, [ctypes.c_char_p, ctypes.c_size_t])
+_table_get = _c_fn("wasmtime_table_get", ctypes.c_bool, [_P, _P, ctypes.c_uint64, _P])
+_table_set = _c_fn("wasmtime_table_set", _P, [_P, _P, ctypes.c_uint64, _P])
+_table_size = _c_fn("wasmtime_table_size", ctypes.c_uint64, [_P, _P])
+_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_val_t)
 _KIND_I32 = ffi.WASMTIME_I32.value
 _KIND_I64 = ffi.WASMTIME_I64.value
 _HOST_EXCEPTION = b"host function raised"
@@ -233,6 +240,7 @@ class WasmtimeInstance:
         self._save_addr = ctypes.addressof(save._func) if isinstance(save, wasmtime.Func) else 0
         self._func_addrs: dict[str, int] = {}
         self._callback_wide: dict[bytes, bool] = {}
+        self._capture_tables(ex)
         commit = ex.get("__icp_commit")
         rollback = ex.get("__icp_rollback")
         self._commit_addr = (
@@ -469,6 +477,96 @@ class WasmtimeInstance:
             self.write(len(heap), bytes(self.size() - len(heap)))
         self._in_tx = was
 
+    # ---- tables ----------------------------------------------------------------
+    # The IC instantiates the module afresh for every execution and carries over only
+    # the heap, stable memory and exported globals (dfinity/ic ``wasm_executor.rs``
+    # ``process``: ``new_instance(.., globals, wasm_memory, ..)``; ``WasmStateChanges``
+    # holds dirty pages and globals), so every message sees the tables the module's
+    # element segments build.  Our instance lives on: a module whose code can change a
+    # table sets the flag ``__icp_tables`` when it does, and the next execution first
+    # puts the initial entries back (or, after ``table.grow``/``elem.drop``, which no
+    # store can undo, re-instantiates).  Modules without such code skip all of this.
+
+    def _capture_tables(self, ex: Any) -> None:
+        """Record the initial tables of a fresh instance (modules that can change them)."""
+        self._flag_addr = 0
+        self._initial_tables: list[tuple[int, int, Any]] = []  # (address, size, values)
+        self._table_objs: list[wasmtime.Table] = []  # keep the addressed structs alive
+        flag = ex.get("__icp_tables")
+        if not isinstance(flag, wasmtime.Global):
+            return
+        self._flag_addr = ctypes.addressof(flag._global)
+        self._flag_obj = flag
+        k = 0
+        while isinstance(tbl := ex.get(f"__icp_t{k}"), wasmtime.Table):
+            k += 1
+            addr = ctypes.addressof(tbl._table)
+            size = int(_table_size(self._ctx, addr))
+            values: Any = None  # externref tables only ever hold null (no host makes refs)
+            if tbl.type(self._store).element == wasmtime.ValType.funcref():
+                values = (ffi.wasmtime_val_t * size)()
+                base = ctypes.addressof(values)
+                for i in range(size):
+                    _table_get(self._ctx, addr, i, base + i * _VAL_SIZE)
+            self._table_objs.append(tbl)
+            self._initial_tables.append((addr, size, values))
+
+    def _reset_tables(self) -> None:
+        """Give the coming execution the module's initial tables (see above)."""
+        flags = self._global_int(self._flag_addr, False)
+        if not flags:
+            return
+        ctx = self._ctx
+        if flags & ELEM_DROPPED or any(
+            int(_table_size(ctx, addr)) != size for addr, size, _ in self._initial_tables
+        ):
+            self._rebuild()  # a fresh instance: initial tables and segments, flag clear
+            return
+        for addr, size, values in self._initial_tables:
+            if values is None:
+                continue
+            base = ctypes.addressof(values)
+            for i in range(size):
+                err = _table_set(ctx, addr, i, base + i * _VAL_SIZE)
+                if err:
+                    raise wasmtime.WasmtimeError._from_ptr(
+                        ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t))
+                    )
+        self._set_global(self._flag_addr, _KIND_I32, 0)
+
+    def _rebuild(self) -> None:
+        """Re-instantiate, keeping heap, globals and an open transaction's journal."""
+        heap = self.read(0, self.size()) if self.size() else b""
+        globals_now = [g.value(self._store) for _, g in self._globals]
+        counter, dirty = self.remaining(), self._dirty_count()
+        size0 = self._ex.get("__icp_size0")
+        size0_now = size0.value(self._store) if isinstance(size0, wasmtime.Global) else None
+        side = {
+            name: ctypes.string_at(
+                int(_memory_data(self._ctx, ctypes.addressof(mem._memory)) or 0),
+                int(_memory_data_size(self._ctx, ctypes.addressof(mem._memory))),
+            )
+            for name in ("__icp_bytemap", "__icp_journal")
+            if isinstance(mem := self._ex.get(name), wasmtime.Memory)
+        }
+        self._build()
+        self._set_heap(heap)
+        for (_, g), v in zip(self._globals, globals_now, strict=True):
+            g.set_value(self._store, v)
+        self.set_remaining(counter)
+        self._set_global(self._dirty_addr, _KIND_I32, dirty)
+        size0 = self._ex.get("__icp_size0")
+        if isinstance(size0, wasmtime.Global) and size0_now is not None:
+            size0.set_value(self._store, size0_now)
+        for name, data in side.items():
+            mem = self._ex[name]
+            assert isinstance(mem, wasmtime.Memory)
+            have = int(_memory_data_size(self._ctx, ctypes.addressof(mem._memory)))
+            if len(data) > have:
+                mem.grow(self._store, (len(data) - have) // WASM_PAGE_SIZE)
+            base = int(_memory_data(self._ctx, ctypes.addressof(mem._memory)) or 0)
+            ctypes.memmove(base, data, len(data))
+
     # ---- running -------------------------------------------------------------
     def has_export(self, name: str) -> bool:
         """Whether the original module exports function ``name``."""
@@ -478,6 +576,8 @@ class WasmtimeInstance:
         self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
     ) -> int:
         """Run an exported function; return instructions used or raise ``WasmTrap``."""
+        if self._flag_addr:
+            self._reset_tables()
         addr = self._func_addrs.get(export)
         if addr is None:
             func = self._ex.get(export)
@@ -489,7 +589,9 @@ class WasmtimeInstance:
         return self._invoke(addr, args, False, api, instruction_limit)
 
     def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
-        """Run callback ``index`` of table 0 with ``env``."""
+        """Run callback ``index`` of table 0 (as the module initialised it) with ``env``."""
+        if self._flag_addr:
+            self._reset_tables()
         if self._table is None:
             raise WasmTrap(TrapKind.TRAP, "callback table is missing")
         try:
