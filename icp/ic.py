@@ -524,7 +524,12 @@ class InternetComputer:
             _write_file(path, self.registry.encode())
 
     def _load_registry(self, genesis: Registry) -> Registry:
-        """Read the persisted registry; its first version must be this IC's genesis."""
+        """Read the persisted registry; its first version must describe this IC's subnets.
+
+        The genesis subnets (ids, keys, nodes, ranges) must be the ones this seed and
+        configuration make; the genesis time may differ (a restarted ``icp start``
+        passes the current time), and the persisted one is kept.
+        """
         path = self._registry_file()
         if path is None or not path.exists():
             return genesis
@@ -532,7 +537,7 @@ class InternetComputer:
             persisted = Registry.decode(path.read_bytes())
         except RegistryError as exc:
             raise ICError(f"{path}: {exc}", http_status=500) from None
-        if persisted.changes[:1] != genesis.changes:
+        if NetworkTopology.from_registry(persisted, 1) != NetworkTopology.from_registry(genesis, 1):
             raise ICError(
                 f"{path} describes a different IC (other seed or subnets)", http_status=500
             )
