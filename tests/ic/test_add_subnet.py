@@ -122,8 +122,11 @@ def test_an_added_subnet_survives_a_restart(motoko: Callable[[str], bytes], tmp_
     subnet_id, version = new.subnet_id, ic.registry.latest_version
     ic.close()
 
-    again = small_ic(state_dir=tmp_path)
+    # restarted later (as ``icp start`` does, with the current time): the registry's
+    # persisted genesis times are kept
+    again = small_ic(state_dir=tmp_path, time=ic.time() + 3600 * 10**9)
     assert again.registry.latest_version == version
+    assert again.registry.changes == ic.registry.changes
     restored = again.subnet_of(cid)
     assert restored.subnet_id == subnet_id and restored.kind is SubnetKind.SYSTEM
     for result in replies:  # every replied update is still replied, with the same reply
