@@ -20,14 +20,19 @@ transaction on the instance::
 Both engines run the *same instrumented module*, so they report the same
 instruction counts for the same message (see ``wasm_binary``).
 
-Wasm tables are *not* part of that state.  The IC instantiates the module afresh
-for every execution (method, callback, ``(start)``) and carries over only the heap,
-stable memory and exported globals (dfinity/ic ``rs/embedders/src/wasm_executor.rs``
-``process`` → ``WasmtimeEmbedder::new_instance(.., globals, wasm_memory, ..)``; its
+Wasm tables and passive segments are *not* part of that state.  The IC instantiates
+the module afresh for every execution (method, callback, ``(start)``) and carries over
+only the heap, stable memory and exported globals (dfinity/ic
+``rs/embedders/src/wasm_executor.rs`` ``process`` →
+``WasmtimeEmbedder::new_instance(.., globals, wasm_memory, ..)``; its
 ``WasmStateChanges`` are dirty pages and globals), so each execution starts from the
-tables the module's element segments build, whether the previous one trapped or
-not.  Engines give ``run``/``call_table`` those initial tables; a module with no
-table-changing instruction pays nothing for it.  Checkpoints hold no tables.
+tables the module's element segments build and can ``memory.init``/``table.init``
+from every passive data and element segment, even one an earlier execution dropped,
+whether that execution trapped or not (the bytes it copied into the heap persist like
+any heap write).  Engines give ``run``/``call_table`` those initial tables and
+segments; a module with no table-changing instruction and no ``data.drop`` of a
+segment it could read pays nothing for it, and only an execution that changed a table
+or dropped a segment costs the next one a restore.  Checkpoints hold neither.
 
 Spec: interface spec §"Canister module format", §"Execution" (atomicity of
 message executions; digest §5.1).
@@ -93,7 +98,7 @@ class WasmInstance(Protocol):
     def run(
         self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
     ) -> int:
-        """Run an export under ``api`` from the initial tables; return instructions used."""
+        """Run an export under ``api`` from a fresh table/segment state; return instructions."""
 
     def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
         """Run the callback at table ``index`` with ``env``; like ``run``."""

@@ -4,9 +4,11 @@ It runs the same instrumented module as wasmtime (without the dirty-page
 journal: transactions copy the whole heap, which is fine for a slow reference
 engine), so its instruction counts equal wasmtime's by construction.  Used for
 differential tests of the engines and the System API.  As on the IC (and in the
-wasmtime engine), every execution starts from the module's initial tables: a module
-whose code can change a table gets its tables and element segments put back as they
-were after instantiation before each ``run``/``call_table``.
+wasmtime engine), every execution starts from the module's initial tables and has all
+its passive segments: a module whose code can change a table gets its tables and
+element segments put back as they were after instantiation before each
+``run``/``call_table``, and one that can drop a data segment it reads
+(``ParsedModule.has_data_drop``) gets its dropped data segments back.
 
 Spec: interface spec §"Execution" (determinism across replicas).
 """
@@ -32,6 +34,7 @@ class PywasmModule:
     module_hash: bytes
     instrumented: InstrumentedModule
     desc: Any
+    data_inits: tuple[bytes, ...]  # each data segment's bytes (pywasm clears desc's in place)
 
     @property
     def parsed(self) -> ParsedModule:
@@ -62,7 +65,7 @@ class PywasmEngine:
             desc = pywasm.core.ModuleDesc.from_reader(io.BytesIO(inst.wasm))
         except Exception as exc:  # pywasm raises bare exceptions on bad input
             raise InvalidWasm(f"Wasm module failed validation: {exc}") from exc
-        mod = PywasmModule(module_hash, inst, desc)
+        mod = PywasmModule(module_hash, inst, desc, tuple(bytes(d.init) for d in desc.data))
         self._cache[module_hash] = mod
         return mod
 
@@ -93,6 +96,10 @@ class PywasmInstance:
                 t, self._host(name, ft.results)
             )
         self._rt = rt
+        # pywasm's data instances share the description's bytes and drop (clear) them in
+        # place, active segments at instantiation: give every instance its own copies
+        for seg, init in zip(module.desc.data, module.data_inits, strict=True):
+            seg.init = bytearray(init)
         try:
             self._inst = rt.instance(module.desc)
         except WasmTrap:
@@ -110,6 +117,11 @@ class PywasmInstance:
             (store.tabl[a], list(store.tabl[a].elem), store.tabl[a].size) for a in self._inst.tabl
         ]
         self._initial_elems = [(store.elem[a], list(store.elem[a].data)) for a in self._inst.elem]
+        self._droppable_data = (
+            [(store.data[a], bytes(store.data[a].data)) for a in self._inst.data]
+            if self._im.parsed.has_data_drop
+            else []
+        )  # passive data segments (active ones are dropped by instantiation)
 
     def _reset_tables(self) -> None:
         """Put tables and element segments back as instantiation left them.
@@ -122,6 +134,16 @@ class PywasmInstance:
             tabl.size = size
         for seg, data in self._initial_elems:
             seg.data = list(data)
+
+    def _restore_data(self) -> None:
+        """Give dropped data segments their bytes back (a fresh instance has them all).
+
+        Spec: interface spec §"Execution" (dfinity/ic ``wasm_executor.rs``: a fresh
+        instance per execution; only heap, stable memory and globals persist).
+        """
+        for seg, data in self._droppable_data:
+            if len(seg.data) != len(data):  # data.drop is the only change a segment sees
+                seg.data = bytearray(data)
 
     def _export_mem(self, name: str) -> Any:
         if not any(e.name == name for e in self._inst.exps):
@@ -200,9 +222,11 @@ class PywasmInstance:
     def run(
         self, export: str, args: tuple[int, ...], api: SystemApi, instruction_limit: int
     ) -> int:
-        """Run an export."""
+        """Run an export (from the initial tables, with every data segment)."""
         if self._mutable_tables:
             self._reset_tables()
+        if self._droppable_data:
+            self._restore_data()
         addr = next(
             (e.data.data for e in self._inst.exps if e.name == export and e.data.kind == 0), None
         )
@@ -214,6 +238,8 @@ class PywasmInstance:
         """Run a table callback (table 0 as the module initialised it)."""
         if self._mutable_tables:
             self._reset_tables()
+        if self._droppable_data:
+            self._restore_data()
         tabl = self._rt.machine.store.tabl[self._inst.tabl[0]] if self._inst.tabl else None
         if tabl is None or not 0 <= index < len(tabl.elem):
             raise WasmTrap(TrapKind.TRAP, f"callback index {index} out of bounds")

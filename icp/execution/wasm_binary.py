@@ -53,13 +53,18 @@ section, which is what makes the rest of the execution layer possible.
    instead of one crossing per global or page.  Helpers are not metered (they are
    not canister code).  The original module is validated on its own first
    (``engine.validate_structure``), so its code cannot name anything added here.
-4. **Tables are not canister state.**  The IC runs every message in a fresh
-   instance: only the heap, stable memory and exported globals carry over, so
-   tables start as the module's elements put them.  A module whose code can change
-   a table (``TABLE_MUTATORS``) has ``global.get/i32.or/global.set`` of the exported
-   flag ``__icp_tables`` before each such instruction (and ``elem.drop``), and all
-   its tables exported as ``__icp_t<index>``; the engine restores the initial tables
-   before the next execution when the flag is set.  Other modules get no code.
+4. **Tables and segments are not canister state.**  The IC runs every message in a
+   fresh instance: only the heap, stable memory and exported globals carry over, so
+   tables start as the module's elements put them and every passive element and
+   data segment is available again.  A module whose code can change a table
+   (``TABLE_MUTATORS``) has ``global.get/i32.or/global.set`` of the exported flag
+   ``__icp_tables`` before each such instruction (and ``elem.drop``), and all its
+   tables exported as ``__icp_t<index>``; a module with ``data.drop`` and
+   ``memory.init`` sets bit ``DATA_DROPPED`` of the same flag before each
+   ``data.drop``.  The engine gives the next execution the initial tables and
+   segments when the flag is set (so a message that dropped nothing costs nothing).
+   Other modules get no code; Motoko's output, whose passive data segments are
+   read by ``memory.init`` but never dropped, is one of them.
 
 Spec: interface spec §"Canister module format" and §"System API imports"
 (digest §5.1); resource limits digest §7.2 (dfinity/ic
@@ -220,6 +225,7 @@ class ParsedModule:
     sections: tuple[tuple[int, bytes], ...]  # (id, content) in file order
     custom_sections: tuple[tuple[str, bytes], ...]
     has_table_mutation: bool  # code has table.set/grow/fill/copy/init (see TABLE_MUTATORS)
+    has_data_drop: bool  # code has data.drop and memory.init (a drop is observable)
 
     @property
     def is_memory64(self) -> bool:
@@ -304,15 +310,21 @@ wasm64).  Spec: dfinity/ic ``rs/embedders/src/wasm_utils/instrumentation.rs``
 (``instruction_to_cost``)."""
 
 _BULK_SIZE_I32 = frozenset([0xFC08, 0xFC0C, 0xFC0E, 0xFC11])
+"""Bulk operations whose size operand is an i32 (data/table sizes); memory.fill/copy
+take an address-typed size.  Each is also charged its size dynamically (IC rule)."""
 TABLE_MUTATORS = frozenset([0x26, 0xFC0C, 0xFC0E, 0xFC0F, 0xFC11])
 """``table.set``, ``table.init``, ``table.copy``, ``table.grow``, ``table.fill``: the
 instructions that change a table's contents or size.  Each sets bit 1 of the exported
 global ``__icp_tables`` (bit 2 for ``elem.drop``, whose effect only a fresh instance undoes)
 so an engine can give the next message the module's initial tables, as the IC does."""
 TABLES_CHANGED = 1
+"""Flag bit: a table's contents or size changed (``TABLE_MUTATORS``)."""
 ELEM_DROPPED = 2
-"""Bulk operations whose size operand is an i32 (data/table sizes); memory.fill/copy
-take an address-typed size.  Each is also charged its size dynamically (IC rule)."""
+"""Flag bit: ``elem.drop`` ran (only a fresh instance has the segment again)."""
+DATA_DROPPED = 4
+"""Flag bit: ``data.drop`` ran in a module that also has ``memory.init``, so a later
+execution could tell.  On the IC every execution instantiates the module afresh and so
+has all its passive data segments; only a fresh instance undoes a drop."""
 
 
 def instruction_cost(op: int, memory64: bool) -> int:
@@ -460,6 +472,7 @@ def parse_module(data: bytes) -> ParsedModule:
     sections: list[tuple[int, bytes]] = []
     customs: list[tuple[str, bytes]] = []
     table_mut = False
+    data_drop = memory_init = False
     last_id = 0
     order = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 10, 10: 11, 11: 12}
     while r.pos < r.end:
@@ -539,6 +552,10 @@ def parse_module(data: bytes) -> ParsedModule:
                     ins = _decode(b)
                     if ins.op in TABLE_MUTATORS:
                         table_mut = True
+                    elif ins.op == 0xFC09:
+                        data_drop = True
+                    elif ins.op == 0xFC08:
+                        memory_init = True
                 s.pos += body_size
     return ParsedModule(
         types=tuple(types),
@@ -552,6 +569,7 @@ def parse_module(data: bytes) -> ParsedModule:
         sections=tuple(sections),
         custom_sections=tuple(customs),
         has_table_mutation=table_mut,
+        has_data_drop=data_drop and memory_init,
     )
 
 
@@ -899,7 +917,12 @@ def instrument(
     counter = n_glob
     dirty_count = n_glob + 1
     size0 = n_glob + 2  # 4 KiB pages of memory 0 at begin: pages above need no journal copy
-    tables_flag = n_glob + 3  # TABLES_CHANGED | ELEM_DROPPED since the host last cleared it
+    fresh_flag = n_glob + 3  # TABLES_CHANGED | ELEM_DROPPED | DATA_DROPPED since cleared
+    flag_bits = {op: TABLES_CHANGED for op in TABLE_MUTATORS} if m.has_table_mutation else {}
+    if m.has_table_mutation:
+        flag_bits[0xFC0D] = ELEM_DROPPED
+    if m.has_data_drop:
+        flag_bits[0xFC09] = DATA_DROPPED
     types = list(m.types)
     span_t = len(types)
     mark_t = span_t + 1
@@ -1002,10 +1025,9 @@ def instrument(
                     + _bulk_guard(la, ti32, to64, b"\xad", span_f)
                     + b"\x20" + uleb(la) + b"\x20" + uleb(vi32) + b"\x20" + uleb(ti32)
                 )  # fmt: skip
-            if m.has_table_mutation and (op in TABLE_MUTATORS or op == 0xFC0D):
-                bit = ELEM_DROPPED if op == 0xFC0D else TABLES_CHANGED
-                flag = uleb(tables_flag)  # flag |= bit (not metered: not canister code)
-                out.append(b"\x23" + flag + b"\x41" + uleb(bit) + b"\x72\x24" + flag)
+            if op in flag_bits:  # flag |= bit (not metered: not canister code)
+                flag = uleb(fresh_flag)
+                out.append(b"\x23" + flag + b"\x41" + uleb(flag_bits[op]) + b"\x72\x24" + flag)
             out.append(raw)
             same.step(op, raw)
             seg_cost += instruction_cost(op, mem64)
@@ -1070,7 +1092,7 @@ def instrument(
         + b"\x7e\x01\x42\x00\x0b"  # counter
         + b"\x7f\x01\x41\x00\x0b"  # dirty count
         + b"\x7f\x01\x41\x00\x0b"  # size0
-        + b"\x7f\x01\x41\x00\x0b"  # tables flag
+        + b"\x7f\x01\x41\x00\x0b"  # fresh-instance flag (__icp_tables)
     )
     ex = sections.get(7, b"\x00")
     er = _Reader(ex)
@@ -1098,8 +1120,9 @@ def instrument(
     n_tables = _Reader(sections.get(4, b"\x00")).u()
     if n_tables > 0:
         extra.append(_export("__icp_table", 1, 0))
+    if flag_bits:
+        extra.append(_export("__icp_tables", 3, fresh_flag))
     if m.has_table_mutation:
-        extra.append(_export("__icp_tables", 3, tables_flag))
         extra += [_export(f"__icp_t{i}", 1, i) for i in range(n_tables)]
     sections[7] = uleb(ne + len(extra)) + ex[er.pos :] + b"".join(extra)
     sections.pop(8, None)

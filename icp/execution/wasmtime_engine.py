@@ -7,8 +7,9 @@ live instance keeps the canister's heap between messages; commit and rollback
 cost O(pages written) thanks to the journal written by the instrumented code
 (see ``wasm_binary``).  A trap after ``memory.grow`` cannot shrink a wasmtime
 memory, so that rare case rebuilds the instance from the rolled-back heap.
-Tables are not canister state: every execution starts from the module's initial
-tables (``_reset_tables``; free for modules that cannot change a table).
+Tables and segments are not canister state: every execution starts from the
+module's initial tables and has all its passive element and data segments
+(``_reset_instance``; free for modules that cannot change a table or drop a segment).
 
 Spec: interface spec §"Execution" (determinism, atomic executions); digest §5.1.
 """
@@ -28,6 +29,7 @@ from icp.execution.engine import InstanceState, prepare_module, wasm_features
 from icp.execution.errors import InvalidWasm, TrapKind, WasmTrap
 from icp.execution.system_api import SystemApi
 from icp.execution.wasm_binary import (
+    DATA_DROPPED,
     ELEM_DROPPED,
     I32,
     I64,
@@ -477,18 +479,20 @@ class WasmtimeInstance:
             self.write(len(heap), bytes(self.size() - len(heap)))
         self._in_tx = was
 
-    # ---- tables ----------------------------------------------------------------
+    # ---- tables and segments ---------------------------------------------------
     # The IC instantiates the module afresh for every execution and carries over only
     # the heap, stable memory and exported globals (dfinity/ic ``wasm_executor.rs``
     # ``process``: ``new_instance(.., globals, wasm_memory, ..)``; ``WasmStateChanges``
     # holds dirty pages and globals), so every message sees the tables the module's
-    # element segments build.  Our instance lives on: a module whose code can change a
-    # table sets the flag ``__icp_tables`` when it does, and the next execution first
-    # puts the initial entries back (or, after ``table.grow``/``elem.drop``, which no
-    # store can undo, re-instantiates).  Modules without such code skip all of this.
+    # element segments build and has every passive element and data segment.  Our
+    # instance lives on: a module whose code can change a table or drop a segment that
+    # it can read sets the flag ``__icp_tables`` when it does, and the next execution
+    # first puts the initial entries back (or, after ``table.grow``/``elem.drop``/
+    # ``data.drop``, which no store can undo, re-instantiates).  Modules without such
+    # code skip all of this; so do messages that changed nothing.
 
     def _capture_tables(self, ex: Any) -> None:
-        """Record the initial tables of a fresh instance (modules that can change them)."""
+        """Record the flag and the initial tables of a fresh instance (if it has them)."""
         self._flag_addr = 0
         self._initial_tables: list[tuple[int, int, Any]] = []  # (address, size, values)
         self._table_objs: list[wasmtime.Table] = []  # keep the addressed structs alive
@@ -511,16 +515,20 @@ class WasmtimeInstance:
             self._table_objs.append(tbl)
             self._initial_tables.append((addr, size, values))
 
-    def _reset_tables(self) -> None:
-        """Give the coming execution the module's initial tables (see above)."""
+    def _reset_instance(self) -> None:
+        """Give the coming execution the module's initial tables and segments (see above).
+
+        Spec: interface spec §"Execution" (dfinity/ic ``wasm_executor.rs``: a fresh
+        instance per execution; only heap, stable memory and globals persist).
+        """
         flags = self._global_int(self._flag_addr, False)
         if not flags:
             return
         ctx = self._ctx
-        if flags & ELEM_DROPPED or any(
+        if flags & (ELEM_DROPPED | DATA_DROPPED) or any(
             int(_table_size(ctx, addr)) != size for addr, size, _ in self._initial_tables
         ):
-            self._rebuild()  # a fresh instance: initial tables and segments, flag clear
+            self._rebuild()  # a fresh instance: initial tables, all segments, flag clear
             return
         for addr, size, values in self._initial_tables:
             if values is None:
@@ -577,7 +585,7 @@ class WasmtimeInstance:
     ) -> int:
         """Run an exported function; return instructions used or raise ``WasmTrap``."""
         if self._flag_addr:
-            self._reset_tables()
+            self._reset_instance()
         addr = self._func_addrs.get(export)
         if addr is None:
             func = self._ex.get(export)
@@ -591,7 +599,7 @@ class WasmtimeInstance:
     def call_table(self, index: int, env: int, api: SystemApi, instruction_limit: int) -> int:
         """Run callback ``index`` of table 0 (as the module initialised it) with ``env``."""
         if self._flag_addr:
-            self._reset_tables()
+            self._reset_instance()
         if self._table is None:
             raise WasmTrap(TrapKind.TRAP, "callback table is missing")
         try:
