@@ -111,6 +111,11 @@ CHECKPOINTS_DIR: Final = "checkpoints"
 KEEP_CUPS: Final = 3
 KEEP_SERVED_CHECKPOINTS: Final = 2
 MAX_PENDING_CERTIFICATIONS: Final = 16
+KEEP_DELIVERED_HEIGHTS: Final = 256
+"""Delivered batches and finalized-chain records a replica keeps below its delivered
+height (at least; everything at or above its CUP stays).  Message routing consumes a
+batch when it is delivered and the IC keeps no finalized chain below the CUP
+(protocol §3.2); the window only serves tests and the dashboard."""
 
 
 class ReplicaError(Exception):
@@ -341,6 +346,8 @@ class Replica:
         self._last_certification_broadcast = Time(now)
         self._clock = Time(now)
         self._persisted_chain = Height(setup.cup.height if cup is None else cup.height)
+        self._retained_from = Height(-1)
+        """Consensus bookkeeping below this height has been forgotten (``_forget_old``)."""
         origin = setup.cup if cup is None else cup
         self.replay_target: tuple[Height, Time] = (
             origin.height,
@@ -410,6 +417,10 @@ class Replica:
         """
         self._clock = max(self._clock, now)
         out: list[ReplicaArtifact] = list(self.consensus.tick(now))
+        self._forget_old()
+        clock = Time(max(self._clock, self.state.latest_state.time))
+        self.ingress_pool.purge_expired(clock)  # the IC's ingress pool purges by expiry
+        self.envelopes.purge_expired(clock)
         out.extend(self._certify())
         if (
             now - self._last_certification_broadcast
@@ -425,6 +436,54 @@ class Replica:
             self._persist_chain()
             self._persist_cup()
         return out
+
+    def _forget_old(self) -> None:
+        """Forget consensus bookkeeping of heights no component reads again.
+
+        ``ConsensusReplica`` records every delivered batch, every finalized block hash
+        and parent, the state hash of every summary height and every DKG summary; its
+        pool, by contrast, is purged below the CUP (protocol §3.2).  Below the floor
+        ``min(CUP height, delivered height - KEEP_DELIVERED_HEIGHTS)`` this drops the
+        batches (message routing has executed them), the finalized-chain records and
+        the summary state hashes (CUPs are only made and validated at or above the
+        CUP).  DKG summaries go once they are an interval older than the interval of
+        the floor (``transcript_for_height`` reads a height's own summary or the one
+        before), and so do the secret shares of transcripts no kept summary names,
+        as the IC's key store retains only active keys.
+        Spec: protocol digest §3.2 (purge below the CUP), §3.1 (transcripts per
+        interval); dfinity/ic ``NiDkgAlgorithm::retain_only_active_keys``.
+        """
+        consensus = self.consensus
+        floor = Height(
+            min(consensus.reader.cup_height(), consensus.delivered_height - KEEP_DELIVERED_HEIGHTS)
+        )
+        if floor <= self._retained_from:
+            return
+        self._retained_from = floor
+        batches = consensus.batches
+        stale = 0
+        while stale < len(batches) and batches[stale].height < floor:
+            stale += 1
+        del batches[:stale]
+        for records in (consensus.finalized_log, consensus.finalized_parents):
+            for height in [h for h in records if h < floor]:
+                del records[height]
+        for height in [h for h in consensus.state_hashes if h < floor]:
+            del consensus.state_hashes[height]
+        ctx = consensus.ctx
+        summary_floor = ctx.config.interval_start(floor) - ctx.config.dkg_interval_length - 1
+        stale_summaries = [h for h in ctx.summaries if h < summary_floor]
+        if not stale_summaries:
+            return
+        for height in stale_summaries:
+            del ctx.summaries[height]
+        active = {
+            transcript.dkg_id
+            for summary in ctx.summaries.values()
+            for transcript in (*summary.current, *summary.next)
+        }
+        for dkg_id in [d for d in ctx.keys.shares if d not in active]:
+            del ctx.keys.shares[dkg_id]
 
     def submit(self, message: SignedIngress) -> bool:
         """Put a checked ingress message into this node's pool; return False if known."""

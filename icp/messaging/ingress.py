@@ -17,6 +17,7 @@ protocol digest §4.2 (ingress selection) and the constants below.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, cast
 
@@ -403,12 +404,18 @@ INGRESS_CACHE_BYTES: Final = 256 * 1024 * 1024
 
 
 class _Memo:
-    """Parsed bodies keyed by their bytes, bounded in count and in bytes (oldest go first)."""
+    """Parsed bodies keyed by their bytes, bounded in count and in bytes (oldest go first).
 
-    __slots__ = ("bytes", "entries", "max_bytes", "max_entries")
+    Each body also goes once its request has expired (``purge_expired``): ``expiries``
+    is a heap of ``(ingress_expiry, body)``; entries evicted by the bounds leave their
+    heap item behind until it is popped or the heap is compacted.
+    """
+
+    __slots__ = ("bytes", "entries", "expiries", "max_bytes", "max_entries")
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.entries: dict[bytes, tuple[IngressLimits, object]] = {}
+        self.expiries: list[tuple[int, bytes]] = []
         self.bytes = 0
         self.max_entries = max_entries
         self.max_bytes = max_bytes
@@ -419,16 +426,28 @@ class _Memo:
             return cached[1]
         return None
 
-    def put(self, data: bytes, limits: IngressLimits, value: object) -> None:
+    def put(self, data: bytes, limits: IngressLimits, value: object, expiry: int) -> None:
         if len(data) > self.max_bytes:
             return
         if data not in self.entries:
             self.bytes += len(data)
+            heapq.heappush(self.expiries, (expiry, data))
         self.entries[data] = (limits, value)
         while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
-            oldest = next(iter(self.entries))
-            del self.entries[oldest]
-            self.bytes -= len(oldest)
+            self._drop(next(iter(self.entries)))
+        if len(self.expiries) > 2 * len(self.entries) + 64:  # items of evicted bodies
+            self.expiries = [item for item in self.expiries if item[1] in self.entries]
+            heapq.heapify(self.expiries)
+
+    def _drop(self, data: bytes) -> None:
+        if self.entries.pop(data, None) is not None:
+            self.bytes -= len(data)
+
+    def purge_expired(self, cutoff: int) -> None:
+        """Drop the bodies of requests whose ``ingress_expiry`` lies before ``cutoff``."""
+        expiries = self.expiries
+        while expiries and expiries[0][0] < cutoff:
+            self._drop(heapq.heappop(expiries)[1])
 
 
 class EnvelopeCache:
@@ -440,9 +459,13 @@ class EnvelopeCache:
     validator, by induction and by ingress-pool cleanup on every replica.  Only
     successes are kept, at most ``max_entries`` and ``max_bytes`` of bodies per kind
     (oldest evicted first); a malformed envelope is parsed (and refused) every time.
-    Share one instance among the replicas of ONE process; it changes speed, never
-    outcomes.
-    Spec: interface spec §"Envelope", §"Request ids" (the parse is deterministic).
+    Its owner calls ``purge_expired`` as time advances: an expired request is refused
+    wherever it is seen again, so its parse is not worth keeping (under a steady
+    workload the cache then holds about one TTL's worth of requests, not
+    ``max_entries``).  Share one instance among the replicas of ONE process; it
+    changes speed, never outcomes.
+    Spec: interface spec §"Envelope", §"Request ids" (the parse is deterministic),
+    §"Request: Call" (``ingress_expiry``).
     """
 
     def __init__(
@@ -464,7 +487,7 @@ class EnvelopeCache:
             return cast(SignedIngress, cached)
         self.misses += 1
         message = parse_call_envelope(data, limits=limits)
-        self._calls.put(data, limits, message)
+        self._calls.put(data, limits, message, message.ingress_expiry)
         return message
 
     def parse_request(
@@ -484,9 +507,25 @@ class EnvelopeCache:
             return cast(tuple[Mapping[str, object], bytes], cached)
         self.misses += 1
         envelope = parse_envelope(data, limits=limits)
-        rid = request_id(cast(Mapping[str, object], envelope["content"]))
-        self._requests.put(data, limits, (envelope, rid))
+        content = cast(Mapping[str, object], envelope["content"])
+        rid = request_id(content)
+        expiry = content.get("ingress_expiry")
+        self._requests.put(data, limits, (envelope, rid), expiry if isinstance(expiry, int) else 0)
         return envelope, rid
+
+    def purge_expired(self, now: Time) -> None:
+        """Forget the envelopes of requests that expired before ``now`` (with drift).
+
+        Spec: interface spec §"Request: Call" (a request past ``ingress_expiry`` plus
+        the permitted drift is refused).
+        """
+        cutoff = now - PERMITTED_DRIFT
+        self._calls.purge_expired(cutoff)
+        self._requests.purge_expired(cutoff)
+
+    def __len__(self) -> int:
+        """Return the number of parsed envelopes held (calls and other requests)."""
+        return len(self._calls.entries) + len(self._requests.entries)
 
 
 class CachingAuthenticator:
@@ -517,6 +556,9 @@ class CachingAuthenticator:
     ) -> None:
         self.inner: SenderAuthenticator = inner if inner is not None else authenticate_ingress
         self._valid_until: dict[tuple[object, ...], int] = {}
+        self._useless_after: list[tuple[int, int, tuple[object, ...]]] = []
+        """Heap of (time after which the request is refused as expired, seq, key)."""
+        self._seq = 0
         self._max = max_entries
         self.hits = 0
         self.misses = 0
@@ -533,9 +575,29 @@ class CachingAuthenticator:
         self.misses += 1
         return False
 
-    def _remember(self, key: tuple[object, ...], until: int) -> None:
+    def __len__(self) -> int:
+        """Return the number of remembered verifications."""
+        return len(self._valid_until)
+
+    def _remember(self, key: tuple[object, ...], until: int, expiry: int, now: int) -> None:
+        """Remember a verification until ``until``; forget it once ``expiry`` has passed.
+
+        A request whose ``ingress_expiry`` lies more than the permitted drift before
+        ``now`` is refused as expired before its signature matters, so entries of
+        expired requests are dropped here (the cache then holds about one TTL's worth
+        of requests under a steady workload, not ``max_entries``).
+        """
+        heap = self._useless_after
+        while heap and heap[0][0] < now - PERMITTED_DRIFT:
+            self._valid_until.pop(heapq.heappop(heap)[2], None)
+        if key not in self._valid_until:
+            self._seq += 1
+            heapq.heappush(heap, (expiry, self._seq, key))
         self._valid_until[key] = until
         _evict_oldest(self._valid_until, self._max)  # type: ignore[arg-type]
+        if len(heap) > 2 * len(self._valid_until) + 64:  # items of evicted entries
+            self._useless_after = [item for item in heap if item[2] in self._valid_until]
+            heapq.heapify(self._useless_after)
 
     def __call__(self, message: SignedIngress, now: Time) -> None:
         """Authenticate ``message`` at ``now`` (the inner authenticator on a miss).
@@ -554,7 +616,7 @@ class CachingAuthenticator:
         if self._known(key, now):
             return
         self.inner(message, now)
-        self._remember(key, self._deadline(message.sender_delegation))
+        self._remember(key, self._deadline(message.sender_delegation), message.ingress_expiry, now)
 
     def authenticate_request(
         self,
@@ -592,4 +654,6 @@ class CachingAuthenticator:
             sender_delegation=sender_delegation,
             target=target,
         )
-        self._remember(key, self._deadline(sender_delegation))
+        # the request's expiry is not passed in: the latest one accepted at ``now``
+        latest_expiry = now + MAX_INGRESS_TTL + PERMITTED_DRIFT
+        self._remember(key, self._deadline(sender_delegation), latest_expiry, now)
