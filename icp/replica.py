@@ -438,52 +438,19 @@ class Replica:
         return out
 
     def _forget_old(self) -> None:
-        """Forget consensus bookkeeping of heights no component reads again.
+        """Forget consensus bookkeeping below ``min(CUP, delivered - KEEP_DELIVERED_HEIGHTS)``.
 
-        ``ConsensusReplica`` records every delivered batch, every finalized block hash
-        and parent, the state hash of every summary height and every DKG summary; its
-        pool, by contrast, is purged below the CUP (protocol §3.2).  Below the floor
-        ``min(CUP height, delivered height - KEEP_DELIVERED_HEIGHTS)`` this drops the
-        batches (message routing has executed them), the finalized-chain records and
-        the summary state hashes (CUPs are only made and validated at or above the
-        CUP).  DKG summaries go once they are an interval older than the interval of
-        the floor (``transcript_for_height`` reads a height's own summary or the one
-        before), and so do the secret shares of transcripts no kept summary names,
-        as the IC's key store retains only active keys.
-        Spec: protocol digest §3.2 (purge below the CUP), §3.1 (transcripts per
-        interval); dfinity/ic ``NiDkgAlgorithm::retain_only_active_keys``.
+        Message routing has executed those batches and CUPs are only made and
+        validated at or above the CUP (see ``ConsensusReplica.forget_below``).
+        Spec: protocol digest §3.2 (purge below the CUP).
         """
         consensus = self.consensus
         floor = Height(
             min(consensus.reader.cup_height(), consensus.delivered_height - KEEP_DELIVERED_HEIGHTS)
         )
-        if floor <= self._retained_from:
-            return
-        self._retained_from = floor
-        batches = consensus.batches
-        stale = 0
-        while stale < len(batches) and batches[stale].height < floor:
-            stale += 1
-        del batches[:stale]
-        for records in (consensus.finalized_log, consensus.finalized_parents):
-            for height in [h for h in records if h < floor]:
-                del records[height]
-        for height in [h for h in consensus.state_hashes if h < floor]:
-            del consensus.state_hashes[height]
-        ctx = consensus.ctx
-        summary_floor = ctx.config.interval_start(floor) - ctx.config.dkg_interval_length - 1
-        stale_summaries = [h for h in ctx.summaries if h < summary_floor]
-        if not stale_summaries:
-            return
-        for height in stale_summaries:
-            del ctx.summaries[height]
-        active = {
-            transcript.dkg_id
-            for summary in ctx.summaries.values()
-            for transcript in (*summary.current, *summary.next)
-        }
-        for dkg_id in [d for d in ctx.keys.shares if d not in active]:
-            del ctx.keys.shares[dkg_id]
+        if floor > self._retained_from:
+            self._retained_from = floor
+            consensus.forget_below(floor)
 
     def submit(self, message: SignedIngress) -> bool:
         """Put a checked ingress message into this node's pool; return False if known."""

@@ -240,6 +240,45 @@ class ConsensusReplica:
         """Return the state hash after ``height`` if executed (None otherwise)."""
         return self.state_hashes.get(height)
 
+    def forget_below(self, floor: Height) -> None:
+        """Forget the records of heights below ``floor`` that no component reads again.
+
+        The replica records every delivered batch, every finalized block hash and
+        parent, the state hash of every summary height and every DKG summary, while its
+        pool is purged below the CUP.  Below ``floor`` (at most the CUP height) this
+        drops the batches, the finalized-chain records and the summary state hashes;
+        DKG summaries go once they are an interval older than the floor's interval
+        (``transcript_for_height`` reads a height's own summary or the one before), and
+        with them the secret shares of transcripts no kept summary names, as the IC's
+        key store retains only active keys.  The simulator never calls it (its property
+        checker reads every batch).
+        Spec: protocol.md §3.2 (purge below the CUP), §3.1 (transcripts per interval);
+        dfinity/ic ``NiDkgAlgorithm::retain_only_active_keys``.
+        """
+        floor = Height(min(floor, self.reader.cup_height()))
+        batches = self.batches
+        stale = 0
+        while stale < len(batches) and batches[stale].height < floor:
+            stale += 1
+        del batches[:stale]
+        for records in (self.finalized_log, self.finalized_parents, self.state_hashes):
+            for height in [h for h in records if h < floor]:
+                del records[height]
+        ctx = self.ctx
+        summary_floor = ctx.config.interval_start(floor) - ctx.config.dkg_interval_length - 1
+        stale_summaries = [h for h in ctx.summaries if h < summary_floor]
+        if not stale_summaries:
+            return
+        for height in stale_summaries:
+            del ctx.summaries[height]
+        active = {
+            transcript.dkg_id
+            for summary in ctx.summaries.values()
+            for transcript in (*summary.current, *summary.next)
+        }
+        for dkg_id in [d for d in ctx.keys.shares if d not in active]:
+            del ctx.keys.shares[dkg_id]
+
     # -- finalization, DKG summaries, batches -------------------------------------------
 
     def _next_batch_height(self) -> Height:
