@@ -19,7 +19,9 @@ Where we differ on purpose: the IC stores protobuf values; we store frozen recor
 and persist them as CBOR (``encode``/``decode``).  ``SubnetRecord`` has only the
 consensus parameters we run (unit delay, initial notary delay, DKG interval length),
 the subnet's threshold key is a plain DER record instead of an NI-DKG transcript, and
-``CatchUpPackageContentsRecord`` carries only the genesis height and time.
+``CatchUpPackageContentsRecord`` carries only the genesis height and time.  The
+routing table is one ``routing_table`` record, as the IC kept it until it started
+sharding it into ``canister_ranges_<first canister id>`` records.
 
 Spec: protocol digest §6.1 (registry model: versioned records, one version per
 mutation batch, invariants), §4.4 (routing table record), §1.6 (registry version in
