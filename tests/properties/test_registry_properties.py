@@ -48,10 +48,10 @@ from icp.nns.registry import (
     upsert,
 )
 from icp.principal import Principal
+from icp.state.replicated_state import ED25519_DER_PREFIX
 
 TAGS = 4
 NODES = 2
-ED25519_DER_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 Model = dict[str, RegistryValue]
 
