@@ -198,19 +198,25 @@ class Subnet:
         index: int,
         kind: SubnetKind,
         setup: SubnetSetup,
-        ranges: tuple[CanisterIdRange, ...],
         network: Network,
+        topology: Callable[[], NetworkTopology],
     ) -> None:
+        """``topology`` returns the network as the latest registry version says."""
         self.index = index
         self.kind = kind
         self.setup = setup
         self.subnet_id = Principal(setup.membership.subnet_id)
-        self.ranges = ranges
         self.network = network
+        self._topology = topology
         self.replicas: list[Replica] = []
         self.state_dir: Path | None = None
         self.down: set[int] = set()
         """Nodes cut off from the network (``InternetComputer.disconnect``)."""
+
+    @property
+    def ranges(self) -> tuple[CanisterIdRange, ...]:
+        """The canister-id ranges the latest registry version assigns to this subnet."""
+        return self._topology().canister_ranges(self.subnet_id)
 
     def live(self) -> list[Replica]:
         """Return the replicas that are connected."""
@@ -436,8 +442,14 @@ class InternetComputer:
         """Start (or restore) the replicas of subnet ``index`` and add it to the IC."""
         subnet_id = Principal(setup.membership.subnet_id)
         genesis_time = Time(self.registry.cup_contents(subnet_id).time)
+        # the height-0 state holds the network as of the version that created the subnet
+        created = next(
+            RegistryVersion(v)
+            for v in range(1, self.registry.latest_version + 1)
+            if subnet_id in self.registry.subnet_ids(v)
+        )
         net = Network(setup.config.n, random.Random(self.rng.getrandbits(64)), self.link)
-        subnet = Subnet(index, kind, setup, self.topology.routing_table.ranges_of(subnet_id), net)
+        subnet = Subnet(index, kind, setup, net, lambda: self.topology)
         self.subnets.append(subnet)
         execute = self._execute_for(subnet)
         dkg = NidkgBackend(subnet.setup.membership) if self.with_dkg else None
@@ -466,7 +478,9 @@ class InternetComputer:
             else:
                 if node_dir is not None and node_dir.exists():
                     shutil.rmtree(node_dir)
-                initial = ReplicatedState(subnet_id, self.topology, Height(0), genesis_time)
+                initial = ReplicatedState(
+                    subnet_id, self.topology_at(created), Height(0), genesis_time
+                )
                 manager = StateManager(
                     initial,
                     checkpoint_root=None if node_dir is None else node_dir / "checkpoints",

@@ -209,13 +209,6 @@ class RoutingTableRecord:
             RoutingTableEntry(_principal(s), _principal(e), _principal(n)) for s, e, n in value
         )
 
-    def route(self, canister_id: Principal) -> Principal | None:
-        """Return the subnet hosting ``canister_id`` (None: no range holds it)."""
-        for entry in self.entries:
-            if entry.start <= canister_id <= entry.end:
-                return entry.subnet_id
-        return None
-
 
 @attrs.frozen
 class SubnetIdRecord:
