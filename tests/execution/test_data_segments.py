@@ -18,21 +18,14 @@ import wasmtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icp.execution.cycles import ExecutionLimits, FeeSchedule
 from icp.execution.engine import prepare_module
-from icp.execution.errors import TrapKind, WasmTrap
+from icp.execution.errors import TrapKind
 from icp.execution.pywasm_engine import PywasmEngine
-from icp.execution.stable_memory import StableMemory
-from icp.execution.system_api import CanisterView, Context, ExecutionInput, Reply, SystemApi
+from icp.execution.system_api import Context, Reply
 from icp.execution.wasm_binary import decompress_module, parse_module
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from tests.execution.conftest import Harness
-
-VIEW = CanisterView(
-    canister_id=b"\x00" * 8 + b"\x01\x01", subnet_id=b"\x01", controllers=(b"\x04",), status=1,
-    version=0, balance=10**15, freezing_limit=0, time=1_700_000_000_000_000_000, global_timer=0,
-    certified_data=b"",
-)  # fmt: skip
+from tests.execution.messages import Step, message_api, reply_value, run_steps
 
 SEGMENTS_WAT = r"""
 (module
@@ -133,51 +126,10 @@ def segments_wasm() -> bytes:
     return wasmtime.wat2wasm(SEGMENTS_WAT)
 
 
-def _api(ctx: Context = Context.U) -> SystemApi:
-    return SystemApi(
-        ExecutionInput(ctx, caller=b"\x04"), VIEW, StableMemory(), ExecutionLimits(),
-        FeeSchedule(), 10**9,
-    )  # fmt: skip
-
-
-def _value(api: SystemApi) -> object:
-    resp = api.response
-    if isinstance(resp, Reply):
-        return int.from_bytes(resp.data, "little")
-    return "ok"
-
-
-Step = tuple[Context, str | tuple[int, int], str]
-
-
-def run_steps(inst: object, steps: list[Step]) -> list[tuple[object, int]]:
-    """Run ``steps`` as messages on ``inst``; return (result, instructions) per step."""
-    log: list[tuple[object, int]] = []
-    for ctx, entry, end in steps:
-        api = _api(ctx)
-        inst.begin()  # type: ignore[attr-defined]
-        try:
-            if isinstance(entry, tuple):
-                used = inst.call_table(entry[0], entry[1], api, 10**9)  # type: ignore[attr-defined]
-            else:
-                used = inst.run(entry, (), api, 10**9)  # type: ignore[attr-defined]
-        except WasmTrap as trap:
-            assert trap.kind == TrapKind.TRAP, trap
-            inst.rollback()  # type: ignore[attr-defined]
-            log.append(("trap", api.instructions_used()))
-            continue
-        if end == "commit":
-            inst.commit()  # type: ignore[attr-defined]
-        else:
-            inst.rollback()  # type: ignore[attr-defined]
-        log.append((_value(api), used))
-    return log
-
-
 def run_script(engine: object, steps: list[Step]) -> list[tuple[object, int]]:
     """Run ``steps`` on a fresh instance of the test module."""
     inst = engine.instantiate(engine.compile(segments_wasm()), 0)  # type: ignore[attr-defined]
-    return run_steps(inst, steps)
+    return run_steps(inst, steps, trap_kind=TrapKind.TRAP)
 
 
 @pytest.mark.parametrize("engine_cls", [WasmtimeEngine, PywasmEngine])
@@ -251,12 +203,12 @@ def test_rebuild_inside_a_transaction_keeps_the_journal() -> None:
     eng = WasmtimeEngine()
     inst = eng.instantiate(eng.compile(segments_wasm()), 0)
     inst.begin()
-    a = _api()
+    a = message_api()
     inst.run("canister_update init_drop", (), a, 10**9)
-    assert _value(a) == 42
-    b = _api()
+    assert reply_value(a) == 42
+    b = message_api()
     inst.run("canister_update init", (), b, 10**9)  # same transaction, segment back
-    assert _value(b) == 42
+    assert reply_value(b) == 42
     inst.rollback()  # the heap write of both is undone although the instance was rebuilt
     assert run_steps(inst, [(Context.NRQ, "canister_query mem16", "commit")])[0][0] == 0
 

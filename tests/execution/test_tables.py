@@ -12,20 +12,12 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from icp.execution.cycles import ExecutionLimits, FeeSchedule
 from icp.execution.engine import prepare_module
-from icp.execution.errors import WasmTrap
 from icp.execution.pywasm_engine import PywasmEngine
-from icp.execution.stable_memory import StableMemory
-from icp.execution.system_api import CanisterView, Context, ExecutionInput, Reply, SystemApi
+from icp.execution.system_api import Context, Reply
 from icp.execution.wasmtime_engine import WasmtimeEngine
 from tests.execution.conftest import Harness
-
-VIEW = CanisterView(
-    canister_id=b"\x00" * 8 + b"\x01\x01", subnet_id=b"\x01", controllers=(b"\x04",), status=1,
-    version=0, balance=10**15, freezing_limit=0, time=1_700_000_000_000_000_000, global_timer=0,
-    certified_data=b"",
-)  # fmt: skip
+from tests.execution.messages import Step, message_api, reply_value, run_steps
 
 TABLES_WAT = r"""
 (module
@@ -94,7 +86,7 @@ TABLES_WAT = r"""
 """
 INITIAL = 1430
 
-SCRIPT: list[tuple[Context, str | int, str]] = [
+SCRIPT: list[Step] = [
     (Context.NRQ, "canister_query get", "commit"),
     (Context.U, "canister_update set_trap", "commit"),  # traps: rolled back
     (Context.NRQ, "canister_query get", "commit"),
@@ -131,38 +123,10 @@ def tables_wasm() -> bytes:
     return wasmtime.wat2wasm(TABLES_WAT)
 
 
-def _value(api: SystemApi) -> object:
-    resp = api.response
-    if isinstance(resp, Reply):
-        return int.from_bytes(resp.data, "little")
-    return "ok"
-
-
 def run_script(engine: object, wasm: bytes) -> list[tuple[object, int]]:
     """Run SCRIPT on a fresh instance; return (result, instructions) per step."""
     inst = engine.instantiate(engine.compile(wasm), 0)  # type: ignore[attr-defined]
-    log: list[tuple[object, int]] = []
-    for ctx, entry, end in SCRIPT:
-        api = SystemApi(
-            ExecutionInput(ctx, caller=b"\x04"), VIEW, StableMemory(), ExecutionLimits(),
-            FeeSchedule(), 10**9,
-        )  # fmt: skip
-        inst.begin()
-        try:
-            if isinstance(entry, int):
-                used = inst.call_table(entry, 0, api, 10**9)
-            else:
-                used = inst.run(entry, (), api, 10**9)
-        except WasmTrap:
-            inst.rollback()
-            log.append(("trap", api.instructions_used()))
-            continue
-        if end == "commit":
-            inst.commit()
-        else:
-            inst.rollback()
-        log.append((_value(api), used))
-    return log
+    return run_steps(inst, SCRIPT)
 
 
 @pytest.mark.parametrize("engine_cls", [WasmtimeEngine, PywasmEngine])
@@ -180,28 +144,22 @@ def test_rebuild_inside_a_transaction_keeps_the_journal() -> None:
     eng = WasmtimeEngine()
     inst = eng.instantiate(eng.compile(tables_wasm()), 0)
 
-    def api() -> SystemApi:
-        return SystemApi(
-            ExecutionInput(Context.U, caller=b"\x04"), VIEW, StableMemory(), ExecutionLimits(),
-            FeeSchedule(), 10**9,
-        )  # fmt: skip
-
     inst.begin()
-    a = api()
+    a = message_api()
     inst.run("canister_update grow", (), a, 10**9)
-    assert _value(a) == 1830
-    b = api()
+    assert reply_value(a) == 1830
+    b = message_api()
     inst.run("canister_query get", (), b, 10**9)  # same transaction, fresh tables
-    assert _value(b) == INITIAL
-    c = api()
+    assert reply_value(b) == INITIAL
+    c = message_api()
     inst.run("canister_query mem16", (), c, 10**9)
-    assert _value(c) == 7
+    assert reply_value(c) == 7
     inst.rollback()  # the heap write of `grow` is undone although the instance was rebuilt
     inst.begin()
-    d = api()
+    d = message_api()
     inst.run("canister_query mem16", (), d, 10**9)
     inst.rollback()
-    assert _value(d) == 0
+    assert reply_value(d) == 0
 
 
 def test_snapshot_restore_needs_no_tables() -> None:
@@ -211,23 +169,16 @@ def test_snapshot_restore_needs_no_tables() -> None:
     inst = eng.instantiate(mod, 0)
     for export in ("canister_update set", "canister_update grow"):
         inst.begin()
-        inst.run(export, (), _api(), 10**9)
+        inst.run(export, (), message_api(), 10**9)
         inst.commit()
     fresh = eng.instantiate(mod, 0)
     fresh.restore(inst.snapshot())
     for i in (inst, fresh):
-        a = _api()
+        a = message_api()
         i.begin()
         i.run("canister_query get", (), a, 10**9)
         i.rollback()
-        assert _value(a) == INITIAL
-
-
-def _api() -> SystemApi:
-    return SystemApi(
-        ExecutionInput(Context.U, caller=b"\x04"), VIEW, StableMemory(), ExecutionLimits(),
-        FeeSchedule(), 10**9,
-    )  # fmt: skip
+        assert reply_value(a) == INITIAL
 
 
 def test_modules_without_table_mutation_get_no_table_code(wat_counter: bytes) -> None:
